@@ -1,0 +1,47 @@
+# Everything a reader or contributor runs. Set-up happens on demand: the first `make serve` or
+# `make test` creates .venv, installs the pinned packages and writes the Vega bundle.
+PY      ?= python3
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+BUNDLE  := docs/assets/vendor/vega-bundle.js
+CHROMIUM ?= /usr/bin/chromium
+SCALE   ?= full
+ARGS    := $(if $(FORCE),--force) $(if $(MODEL),--model $(MODEL)) $(if $(ONLY),--only $(ONLY)) --scale $(SCALE)
+
+.PHONY: setup figures check serve site test bench browser clean
+
+setup: $(STAMP) $(BUNDLE)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+$(BUNDLE): $(STAMP)
+	$(PYTHON) -m explorer vendor
+
+browser:  # Debian's Chromium drives the browser tests (Playwright cannot download its own here)
+	@test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+figures: setup  ## recompute stale figures (FORCE=1, MODEL=name, ONLY="id ...", SCALE=smoke)
+	$(PYTHON) -m explorer figures $(ARGS)
+
+check: setup  ## list published figures that are stale against their producers
+	$(PYTHON) -m explorer figures --check
+
+serve: figures  ## bring figures up to date and serve the site on http://127.0.0.1:8000
+	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
+site: figures  ## build the static site into site/
+	$(VENV)/bin/mkdocs build --strict
+
+test: setup browser  ## the whole test suite (what CI runs)
+	$(PYTHON) -m pytest -q
+
+bench: setup browser  ## print performance numbers (not asserted)
+	$(PYTHON) -m explorer bench
+
+clean:
+	rm -rf site .cache/smoke-figures .pytest_cache

@@ -1,0 +1,73 @@
+"""`python -m explorer ...`: the command line behind the Makefile."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from explorer.errors import ExplorerError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"explorer: {message} (see --help)\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="explorer", description="Build the figures and assets of the site.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    fig = sub.add_parser("figures", help="recompute stale figures")
+    fig.add_argument("--only", nargs="+", metavar="ID", help="build only these figure ids")
+    fig.add_argument("--force", action="store_true", help="recompute even if up to date")
+    fig.add_argument("--check", action="store_true", help="list stale published figures; exit 1 if any")
+    fig.add_argument("--scale", choices=("smoke", "full"), default="full", help="smoke: seconds (tests); full: published")
+    fig.add_argument("--model", metavar="NAME", help="recompute the figures that accept a model on this one")
+    fig.add_argument("--out", type=Path, help="output folder (default: docs/figures for full, .cache/ for smoke)")
+    fig.add_argument("--list", action="store_true", help="list figure ids and exit")
+    fig.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sub.add_parser("vendor", help="write the Vega JavaScript bundle from the pinned vl-convert package")
+    sub.add_parser("bench", help="run the benchmarks and print their numbers")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "figures":
+            return _figures(args)
+        if args.command == "vendor":
+            from explorer.site.vendor import write_bundle
+
+            print(write_bundle())
+            return 0
+        if args.command == "bench":
+            from explorer.bench import main as bench_main
+
+            return bench_main()
+    except ExplorerError as exc:
+        print(f"explorer: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _figures(args: argparse.Namespace) -> int:
+    from explorer.pipeline import build as pipeline
+
+    if args.list:
+        for fid, fig in pipeline.discover().items():
+            print(f"{fid}\t{fig.article}\t{fig.title}")
+        return 0
+    if args.check:
+        stale = pipeline.check(args.only, args.out)
+        for fid in stale:
+            print(f"stale: {fid}")
+        print(f"{len(stale)} stale figure(s)" if stale else "all figures up to date", file=sys.stderr)
+        return 1 if stale else 0
+    outcomes = pipeline.build(args.only, scale=args.scale, out=args.out, force=args.force, model=args.model, progress=not args.quiet)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+        if o.status == "built":
+            print(f"built   {o.id} ({o.seconds:.1f}s)")
+        elif o.status in ("skipped", "failed"):
+            print(f"{o.status:7} {o.id}: {o.message}", file=sys.stderr if o.status == "failed" else sys.stdout)
+    print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no figures", file=sys.stderr)
+    return 1 if counts.get("failed") else 0

@@ -1,0 +1,52 @@
+"""What a producer sees: the scale, device, seed, model and a place to put claims and assets."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import torch
+from tqdm.auto import tqdm
+
+from explorer import jsonio
+
+Scale = Literal["smoke", "full"]
+T = TypeVar("T")
+
+
+@dataclass
+class FigureContext:
+    id: str
+    scale: Scale
+    device: torch.device
+    seed: int
+    model: str  # the model this run should use (the declared one, or `--model`)
+    out: Path  # staging folder of this figure; the pipeline moves it into place on success
+    claims: dict[str, Any] = field(default_factory=dict)
+    show_progress: bool = True
+
+    @property
+    def smoke(self) -> bool:
+        return self.scale == "smoke"
+
+    def pick(self, smoke: T, full: T) -> T:
+        """Choose a size by scale: `steps = ctx.pick(smoke=50, full=2000)`."""
+        return smoke if self.smoke else full
+
+    def claim(self, key: str, value: Any) -> Any:
+        """Record a number the article states; tests assert it and pages quote it with {{ claim: id:key }}."""
+        self.claims[key] = value
+        return value
+
+    def asset(self, relpath: str, obj: Any) -> str:
+        """Write extra JSON (e.g. one file per playground configuration) beside the spec.
+
+        Returns the path relative to the figure folder, which is the base URL data is loaded from.
+        """
+        if relpath.startswith("/") or ".." in Path(relpath).parts:
+            raise ValueError(f"figure {self.id}: asset path {relpath!r} must stay inside the figure folder")
+        jsonio.write_json(self.out / relpath, obj)
+        return relpath
+
+    def progress(self, iterable: Iterable[T], desc: str = "", total: int | None = None) -> Iterable[T]:
+        return tqdm(iterable, desc=f"{self.id} {desc}".strip(), total=total, leave=False, disable=not self.show_progress)

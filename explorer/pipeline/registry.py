@@ -1,0 +1,83 @@
+"""Figure registration and discovery of the producer modules in build_figures/."""
+
+import importlib.util
+import inspect
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from explorer import paths
+from explorer.errors import ExplorerError
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+@dataclass(frozen=True)
+class Figure:
+    id: str
+    title: str
+    caption: str
+    model: str  # the model that made the figure, stated on the page
+    producer: Callable
+    article: str  # build_figures/<article>.py
+    seed: int = 0
+    model_option: bool = False  # True: `--model NAME` recomputes this figure on another model
+    inputs: tuple[str, ...] = ()  # extra files (repo-relative) whose content feeds the figure
+    source: str = ""  # "file:line" of the producer, for error messages
+
+    @property
+    def where(self) -> str:
+        return self.source
+
+
+_REGISTRY: dict[str, Figure] = {}
+
+
+def figure(
+    id: str,
+    *,
+    title: str,
+    caption: str,
+    model: str,
+    seed: int = 0,
+    model_option: bool = False,
+    inputs: Sequence[str] = (),
+) -> Callable[[Callable], Callable]:
+    """Register the decorated function as the producer of figure `id`."""
+
+    def register(fn: Callable) -> Callable:
+        where = f"{paths.display(inspect.getsourcefile(fn))}:{inspect.getsourcelines(fn)[1]}"
+        if not ID_PATTERN.match(id):
+            raise ExplorerError(f"{where}: figure id {id!r} must be lowercase letters, digits and dashes")
+        if id in _REGISTRY and _REGISTRY[id].source != where:
+            raise ExplorerError(f"{where}: figure id {id!r} is already defined at {_REGISTRY[id].source}")
+        article = Path(inspect.getsourcefile(fn)).stem
+        _REGISTRY[id] = Figure(id, title, caption, model, fn, article, seed, model_option, tuple(inputs), where)
+        return fn
+
+    return register
+
+
+def discover(root: Path | None = None) -> dict[str, Figure]:
+    """Import every build_figures/*.py module and return the registered figures, by id."""
+    root = root or paths.BUILD_FIGURES
+    for path in sorted(root.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        name = f"build_figures.{path.stem}"
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except ExplorerError:
+            del sys.modules[name]
+            raise
+        except Exception as exc:
+            del sys.modules[name]
+            raise ExplorerError(f"{paths.display(path)}: cannot import producer module: {type(exc).__name__}: {exc}") from exc
+    return dict(sorted(_REGISTRY.items()))
