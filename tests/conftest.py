@@ -1,4 +1,4 @@
-"""Shared fixtures: one smoke-scale build of every figure per test session."""
+"""Shared fixtures: figures built at smoke scale, once per test session, article by article."""
 
 from pathlib import Path
 
@@ -6,25 +6,37 @@ import pytest
 
 from explorer import jsonio
 from explorer.pipeline import build as pipeline
+from explorer.pipeline.registry import discover
 
 
 class SmokeBuild:
-    """The outcome of building every figure at smoke scale into .cache/smoke-figures/."""
+    """Builds an article's figures at smoke scale into .cache/smoke-figures/ the first time one is asked for.
 
-    def __init__(self, out: Path, outcomes: list[pipeline.Outcome]):
+    The output folder persists between sessions, so an unchanged article is not rebuilt (the
+    pipeline's own incremental check decides).
+    """
+
+    def __init__(self, out: Path):
         self.out = out
-        self.outcomes = {o.id: o for o in outcomes}
-        self.manifest = pipeline.read_manifest(out)
+        self.outcomes: dict[str, pipeline.Outcome] = {}
+
+    def _ensure(self, figure_id: str) -> None:
+        if figure_id in self.outcomes:
+            return
+        figures = discover()
+        assert figure_id in figures, f"no figure {figure_id!r}"
+        article = [fid for fid, f in figures.items() if f.article == figures[figure_id].article]
+        for outcome in pipeline.build(article, scale="smoke", out=self.out, progress=False):
+            self.outcomes[outcome.id] = outcome
 
     def claims(self, figure_id: str) -> dict:
-        outcome = self.outcomes.get(figure_id)
-        assert outcome is not None, f"no figure {figure_id!r}"
+        self._ensure(figure_id)
+        outcome = self.outcomes[figure_id]
         assert outcome.status in ("built", "fresh"), f"{figure_id}: {outcome.status}: {outcome.message}"
-        return self.manifest[figure_id].get("claims", {})
+        return pipeline.read_manifest(self.out)[figure_id].get("claims", {})
 
     def spec(self, figure_id: str) -> dict:
-        self.claims(figure_id)
-        return jsonio.read_json(self.out / figure_id / "spec.json")
+        return jsonio.read_json(self.path(figure_id) / "spec.json")
 
     def path(self, figure_id: str) -> Path:
         self.claims(figure_id)
@@ -33,9 +45,7 @@ class SmokeBuild:
 
 @pytest.fixture(scope="session")
 def smoke() -> SmokeBuild:
-    out = pipeline.default_out("smoke")
-    outcomes = pipeline.build(scale="smoke", out=out, progress=False)
-    return SmokeBuild(out, outcomes)
+    return SmokeBuild(pipeline.default_out("smoke"))
 
 
 @pytest.fixture(scope="session")
