@@ -1,0 +1,1 @@
+"""Models: the small networks the articles train, and the single door to language models."""

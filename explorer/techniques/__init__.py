@@ -1,0 +1,1 @@
+"""Interpretability techniques, each usable on any model the articles train."""
