@@ -4,6 +4,7 @@ import contextlib
 import fcntl
 import hashlib
 import logging
+import os
 import platform
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from explorer.device import pick_device, seed_everything
 from explorer.errors import ModelUnavailable, UnknownName
 from explorer.pipeline.context import FigureContext, Scale
 from explorer.pipeline.hashing import input_hash
-from explorer.pipeline.registry import Figure, discover
+from explorer.pipeline.registry import IMPORT_ERRORS, Figure, discover
 from explorer.pipeline.spec import externalize_datasets
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,17 @@ def build(
     for item in bar:
         bar.set_postfix_str(item.figure.id)
         outcomes.append(_build_one(item, out, scale, device, progress))
-    if ids is None and model is None:
+    outcomes += [Outcome(path, "failed", message) for path, message in IMPORT_ERRORS.items()]
+    if ids is None and model is None and not IMPORT_ERRORS:  # a broken module's figures are not orphans
         _drop_orphans(out, set(figures))
+    with contextlib.suppress(OSError):
+        (out / ".staging").rmdir()  # only when empty: another build may be staging right now
     return sorted(outcomes, key=lambda o: o.id)
 
 
 def _build_one(item: Planned, out: Path, scale: Scale, device, progress: bool) -> Outcome:
     fig = item.figure
-    staging = out / ".staging" / fig.id
+    staging = out / ".staging" / f"{fig.id}.{os.getpid()}"  # per process: builds may run side by side
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     ctx = FigureContext(fig.id, scale, device, fig.seed, item.model, staging, show_progress=progress)
@@ -190,7 +194,21 @@ def _recover(out: Path) -> None:
             shutil.rmtree(old)
         else:
             old.rename(final)
-    shutil.rmtree(out / ".staging", ignore_errors=True)
+    for staging in (out / ".staging").glob("*"):  # left by a run that was killed
+        if not _alive(int(staging.suffix.lstrip(".") or 0)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _drop_orphans(out: Path, known: set[str]) -> None:
@@ -235,4 +253,5 @@ def check(ids: Sequence[str] | None = None, out: Path | None = None) -> list[str
     stale = [p.figure.id for p in plan(select(figures, ids, None), out, "full", None) if p.stale]
     if ids is None:
         stale += [f"{fid} (no producer)" for fid in read_manifest(out) if fid not in figures]
+    stale += [f"{path} ({message})" for path, message in IMPORT_ERRORS.items()]
     return stale

@@ -33,6 +33,7 @@ class Figure:
 
 
 _REGISTRY: dict[str, Figure] = {}
+IMPORT_ERRORS: dict[str, str] = {}  # producer file -> one-line error; its figures are missing, others build
 
 
 def figure(
@@ -74,10 +75,10 @@ def discover(root: Path | None = None) -> dict[str, Figure]:
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except ExplorerError:
+        except ExplorerError:  # e.g. a duplicate id: the contributor must fix it before anything builds
             del sys.modules[name]
             raise
         except Exception as exc:
             del sys.modules[name]
-            raise ExplorerError(f"{paths.display(path)}: cannot import producer module: {type(exc).__name__}: {exc}") from exc
+            IMPORT_ERRORS[paths.display(path)] = f"cannot import: {type(exc).__name__}: {' '.join(str(exc).split())}"
     return dict(sorted(_REGISTRY.items()))

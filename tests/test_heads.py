@@ -1,0 +1,69 @@
+"""Head detectors: checked against TransformerLens's scores and on hand-made attention patterns."""
+
+import pytest
+import torch
+from transformer_lens.head_detector import compute_head_attention_similarity_score
+from transformer_lens.model_bridge import TransformerBridge
+import transformer_lens.model_bridge.sources.native  # noqa: F401  (registers boot_native)
+
+from explorer.errors import UnknownName
+from explorer.techniques import heads
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    cfg = dict(n_layers=2, d_model=32, n_ctx=64, d_head=8, n_heads=4, d_vocab=50, attn_only=True, normalization_type="LN", seed=0)
+    return TransformerBridge.boot_native(cfg).eval()
+
+
+def test_scores_match_transformer_lens_up_to_the_rows_with_a_target(tiny_model):
+    tokens = heads.repeated_random_tokens(1, 10, range(50), torch.Generator().manual_seed(1), prefix=[0])
+    _, cache = tiny_model.run_with_cache(tokens)
+    patterns = cache["blocks.1.attn.hook_pattern"][0]  # (head, q, k)
+    for kind in ("previous_token", "duplicate_token", "induction"):
+        detection = heads.detection_pattern(kind, tokens[0])
+        ours = heads.attention_scores(patterns, detection)
+        share = (detection.sum(-1) > 0).float().mean()  # TransformerLens averages over every row
+        for h in range(patterns.shape[0]):
+            theirs = compute_head_attention_similarity_score(
+                patterns[h], detection, exclude_bos=False, exclude_current_token=False, error_measure="mul"
+            )
+            assert ours[h].item() * share.item() == pytest.approx(theirs, abs=1e-5), (kind, h)
+
+
+def test_perfect_heads_score_one_and_others_less():
+    tokens = torch.tensor([0, 5, 6, 7, 5, 6, 7])
+    n = len(tokens)
+    previous = torch.zeros(n, n)
+    previous[0, 0] = 1
+    previous[torch.arange(1, n), torch.arange(n - 1)] = 1
+    induction = torch.eye(n)
+    induction[4:, :] = 0
+    induction[torch.arange(4, n), torch.arange(2, n - 2)] = 1  # each 2nd-copy token looks at the token after its 1st copy
+    first = torch.zeros(n, n)
+    first[:, 0] = 1
+    patterns = torch.stack([previous, induction, first])
+    scores = {kind: heads.attention_scores(patterns, heads.detection_pattern(kind, tokens)) for kind in heads.HEAD_KINDS}
+    assert scores["previous_token"].tolist() == pytest.approx([1.0, 0.0, 1 / 6])
+    assert scores["induction"].tolist() == pytest.approx([0.0, 1.0, 0.0])
+    assert scores["first_token"].tolist() == pytest.approx([1 / 6, 0.0, 1.0])
+    assert scores["duplicate_token"].max() < 1.0
+
+
+def test_head_scores_table_has_one_row_per_head(tiny_model):
+    tokens = heads.repeated_random_tokens(2, 8, range(1, 50), torch.Generator().manual_seed(0), prefix=[0])
+    table = heads.head_scores(tiny_model, tokens)
+    assert list(table.columns) == ["layer", "head", *heads.HEAD_KINDS]
+    assert len(table) == 8
+    assert table[list(heads.HEAD_KINDS)].to_numpy().min() >= 0.0
+    assert table[list(heads.HEAD_KINDS)].to_numpy().max() <= 1.0
+
+
+def test_no_target_gives_nan():
+    patterns = torch.ones(2, 3, 3).tril() / torch.arange(1, 4).view(3, 1)
+    assert heads.attention_scores(patterns, torch.zeros(3, 3)).isnan().all()
+
+
+def test_unknown_kind_is_named():
+    with pytest.raises(UnknownName, match="unknown head kind 'copy'.*induction"):
+        heads.detection_pattern("copy", torch.tensor([1, 2, 3]))
