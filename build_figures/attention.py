@@ -162,7 +162,7 @@ def attention_heads(ctx: FigureContext) -> alt.Chart:
         .encode(
             x=alt.X("key:N", sort=alt.EncodingSortField("k", op="min"), title="key (attended to)", axis=alt.Axis(labelAngle=-60)),
             y=alt.Y("query:N", sort=alt.EncodingSortField("q", op="min"), title="query (attending)"),
-            color=alt.Color("w:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), title="weight"),
+            color=alt.Color("w:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), title="weight", legend=alt.Legend(orient="bottom", gradientLength=120)),
             tooltip=[
                 alt.Tooltip("query:N"),
                 alt.Tooltip("key:N"),
@@ -170,7 +170,7 @@ def attention_heads(ctx: FigureContext) -> alt.Chart:
                 alt.Tooltip("s:Q", title="score q·k/√d", format=".2f"),
             ],
         )
-        .properties(width=300, height=300, title="Attention weights")
+        .properties(width=250, height=250, title="Attention weights")
     )
 
     grid = f"sequence({math.log2(TEMPERATURE_GRID[0])}, {math.log2(TEMPERATURE_GRID[-1]) + 0.01}, 0.125)"
@@ -185,7 +185,7 @@ def attention_heads(ctx: FigureContext) -> alt.Chart:
         .transform_aggregate(entropy="mean(row_entropy)", groupby=["tt"])
         .mark_line(point=alt.OverlayMarkDef(size=12))
         .encode(
-            x=alt.X("tt:Q", scale=alt.Scale(type="log"), title="temperature t (log scale)"),
+            x=alt.X("tt:Q", scale=alt.Scale(type="log", domain=[TEMPERATURE_GRID[0], TEMPERATURE_GRID[-1]], nice=False), title="temperature t (log scale)", axis=alt.Axis(values=[0.1, 0.2, 0.5, 1, 2, 4])),
             y=alt.Y("entropy:Q", title="mean attention entropy (bits)"),
             tooltip=[alt.Tooltip("tt:Q", title="t", format=".3f"), alt.Tooltip("entropy:Q", title="bits", format=".2f")],
         )
@@ -199,7 +199,7 @@ def attention_heads(ctx: FigureContext) -> alt.Chart:
     )
     current = alt.Chart(pd.DataFrame({"now": [0]})).mark_rule(color="#d62728").encode(x=alt.X(datum=alt.ExprRef("temperature"), type="quantitative"))
     entropy_chart = alt.layer(entropy_line, marker_rules, marker_text, current).properties(
-        width=240, height=300, title="Entropy of the selected head vs t"
+        width=190, height=250, title="Entropy of this head vs t"
     )
 
     chart = alt.hconcat(heatmap, entropy_chart).add_params(layer, head, temperature, causal)
@@ -296,10 +296,10 @@ def positional_encodings(ctx: FigureContext) -> alt.Chart:
         .encode(
             x=alt.X("f:O", title="dimension · frequency pair · ALiBi head", axis=alt.Axis(labelExpr=every_eighth, labelAngle=0)),
             y=alt.Y("p:O", title="position (ALiBi: distance back)", axis=alt.Axis(labelExpr=every_eighth)),
-            color=alt.Color("v:Q", scale=alt.Scale(scheme="viridis"), title="encoding"),
+            color=alt.Color("v:Q", scale=alt.Scale(scheme="viridis"), title="encoding", legend=alt.Legend(orient="bottom", gradientLength=120)),
             tooltip=[alt.Tooltip("p:O", title="position"), alt.Tooltip("f:O", title="feature"), alt.Tooltip("v:Q", title="value", format=".3f")],
         )
-        .properties(width=280, height=280, title="The encoding")
+        .properties(width=240, height=240, title="The encoding")
     )
     pairs = (
         alt.Chart(alt.NamedData("pairs"))
@@ -308,10 +308,10 @@ def positional_encodings(ctx: FigureContext) -> alt.Chart:
         .encode(
             x=alt.X("k:O", title="key position", axis=alt.Axis(labelExpr=every_eighth, labelAngle=0)),
             y=alt.Y("q:O", title="query position", axis=alt.Axis(labelExpr=every_eighth)),
-            color=alt.Color("v:Q", scale=alt.Scale(scheme="inferno"), title="query–key"),
+            color=alt.Color("v:Q", scale=alt.Scale(scheme="inferno"), title="query–key", legend=alt.Legend(orient="bottom", gradientLength=120)),
             tooltip=[alt.Tooltip("q:O", title="query"), alt.Tooltip("k:O", title="key"), alt.Tooltip("v:Q", title="value", format=".3f")],
         )
-        .properties(width=280, height=280, title="Between a query and a key position")
+        .properties(width=240, height=240, title="Between a query and a key position")
     )
     chart = alt.hconcat(features, pairs).resolve_scale(color="independent").add_params(alibi_head)
     return chart.properties(
@@ -401,12 +401,12 @@ def kv_cache(ctx: FigureContext) -> alt.Chart:
         base.transform_filter("datum.published")
         .mark_line(point=True)
         .encode(x=x, y=y, color=alt.Color("model:N", title="model"), tooltip=tooltip)
-        .properties(width=560, height=220, title="Every model as published")
+        .properties(width=480, height=200, title="Every model as published")
     )
     variants = (
         base.transform_filter("datum.model == model")
         .mark_line(point=True)
         .encode(x=x, y=y, color=alt.Color("variant:N", title="attention"), strokeDash=alt.StrokeDash("published:N", legend=None, sort="descending"), tooltip=tooltip)
-        .properties(width=560, height=220, title="One model's shape with MHA, GQA and MQA")
+        .properties(width=480, height=200, title="One model's shape with MHA, GQA and MQA")
     )
-    return alt.vconcat(published, variants).resolve_scale(color="independent").add_params(dtype, model)
+    return alt.vconcat(published, variants).resolve_scale(color="independent").add_params(model, dtype)

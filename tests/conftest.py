@@ -1,10 +1,12 @@
 """Shared fixtures: figures built at smoke scale, once per test session, article by article."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from explorer import jsonio
+from explorer import jsonio, paths
 from explorer.pipeline import build as pipeline
 from explorer.pipeline.registry import discover
 
@@ -52,3 +54,24 @@ def smoke() -> SmokeBuild:
 def smoke_claims(smoke: SmokeBuild):
     """`smoke_claims("figure-id")` -> the claims that figure's producer recorded at smoke scale."""
     return smoke.claims
+
+
+def build_site(destination: Path, config: Path | None = None) -> Path:
+    """`mkdocs build --strict` into `destination` (the repo's own site unless `config` is given)."""
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(destination)]
+    if config is not None:
+        command += ["-f", str(config)]
+    result = subprocess.run(command, cwd=paths.REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return destination
+
+
+@pytest.fixture(scope="session")
+def mkdocs_build():
+    return build_site
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    """The real site, built once per test session."""
+    return build_site(tmp_path_factory.mktemp("site"))

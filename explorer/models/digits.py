@@ -259,9 +259,18 @@ def train_digits(
 def _train(arch, regime_name, steps, seed, keep, hidden, batch_size, log_every, split_seed) -> dict:
     regime = get_regime(regime_name)
     x_train, y_train, x_val, y_val = load_digits_split(split_seed).tensors()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # these nets are so small that extra threads only add synchronisation
+    try:
+        return _train_loop(arch, regime, steps, seed, keep, hidden, batch_size, log_every, x_train, y_train, x_val, y_val)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_loop(arch, regime, steps, seed, keep, hidden, batch_size, log_every, x_train, y_train, x_val, y_val) -> dict:
     with torch.random.fork_rng(devices=[]):  # leave the caller's random state untouched
         torch.manual_seed(seed)
-        model = build_model(arch, regime_name, hidden)
+        model = build_model(arch, regime.name, hidden)
         _initialize(model, regime)
         opt_cls = torch.optim.Adam if regime.optimizer == "adam" else torch.optim.SGD
         optimizer = opt_cls(model.parameters(), lr=regime.lr)

@@ -101,7 +101,7 @@
         renderer: "svg",
         theme: isDark() ? "dark" : undefined,
         config: { background: null },
-        loader: vega.loader({ baseURL: new URL(base, document.baseURI).href }),
+        loader: { baseURL: new URL(base, document.baseURI).href },
         actions: { export: true, source: false, compiled: false, editor: false },
         downloadFileName: id,
       });

@@ -1,0 +1,229 @@
+"""The built site in a real browser: Debian's Chromium driven by Playwright.
+
+Every page renders all of its figures with no console error and no request leaving the site,
+including after an in-site (instant) navigation and a palette switch; every figure's first widget
+changes what is drawn; text from data is shown as text.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from explorer import paths
+
+pytestmark = pytest.mark.browser
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+RENDER_TIMEOUT_MS = 60_000
+
+ALL_RENDERED = """() => [...document.querySelectorAll('figure.explorer-figure')]
+    .every(f => f.dataset.rendered === 'true' || f.dataset.rendered === 'error')"""
+FAILED_FIGURES = """() => [...document.querySelectorAll('figure.explorer-figure')]
+    .filter(f => f.dataset.rendered === 'error').map(f => f.dataset.figure + ': ' + f.textContent.trim().slice(0, 200))"""
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def serve(root: Path):
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def site_url(built_site):
+    server, url = serve(built_site)
+    yield url
+    server.shutdown()
+
+
+class Tab:
+    """A page plus everything that went wrong in it."""
+
+    def __init__(self, browser, base_url: str):
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.problems: list[str] = []
+        self.dialogs: list[str] = []
+        host = urlparse(base_url).netloc
+        self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+
+        def route(r):
+            if urlparse(r.request.url).netloc not in (host, "") and not r.request.url.startswith(("data:", "blob:")):
+                self.problems.append(f"outside request: {r.request.url}")
+                return r.abort()
+            return r.continue_()
+
+        self.page.route("**/*", route)
+
+    def wait_for_figures(self) -> int:
+        self.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
+        failed = self.page.evaluate(FAILED_FIGURES)
+        assert not failed, failed
+        return self.page.locator("figure.explorer-figure").count()
+
+    def close(self):
+        self.page.close()
+
+
+def figure_pages(site: Path) -> list[str]:
+    pages = []
+    for html in sorted(site.rglob("index.html")):
+        if 'class="explorer-figure"' in html.read_text():
+            pages.append(str(html.parent.relative_to(site)).replace(".", "") + "/" if html.parent != site else "")
+    return [p.lstrip("/") for p in pages]
+
+
+def test_every_page_renders_its_figures_and_widgets_change_them(browser, site_url, built_site):
+    pages = figure_pages(built_site)
+    assert pages, "no page with figures"
+    report = []
+    for path in pages:
+        tab = Tab(browser, site_url)
+        try:
+            tab.page.goto(site_url + path)
+            count = tab.wait_for_figures()
+            changed, without = exercise_widgets(tab)
+            assert changed, f"{path}: no widget on this page changes what is drawn (figures without widgets: {without})"
+            assert not tab.problems, f"{path}: {tab.problems}"
+            report.append(f"{path}: {count} figures, {len(changed)} widgets changed the drawing")
+        finally:
+            tab.close()
+    print("\n".join(report))
+
+
+def svg_of(tab: Tab, index: int) -> str:
+    return tab.page.locator("figure.explorer-figure").nth(index).locator(".explorer-figure__chart").inner_html()
+
+
+def exercise_widgets(tab: Tab) -> tuple[list[str], list[str]]:
+    """Change the first widget of each figure; return the figures whose drawing changed and those with no widget."""
+    changed, without = [], []
+    figures = tab.page.locator("figure.explorer-figure")
+    for i in range(figures.count()):
+        fig = figures.nth(i)
+        fid = fig.get_attribute("data-figure")
+        widget = fig.locator(".explorer-figure__controls select, .vega-bindings select, .vega-bindings input").first
+        if widget.count() == 0:
+            without.append(fid)
+            continue
+        before = svg_of(tab, i)
+        kind = widget.evaluate("w => w.tagName === 'SELECT' ? 'select' : w.type")
+        if kind == "select":
+            values = widget.evaluate("w => [...w.options].map(o => o.value)")
+            current = widget.input_value()
+            widget.select_option(next(v for v in values if v != current))
+        elif kind == "range":
+            widget.evaluate("""w => { const lo = +w.min, hi = +w.max, v = +w.value;
+                w.value = String(v === hi ? lo : hi); w.dispatchEvent(new Event('input', {bubbles: true})); }""")
+        elif kind in ("checkbox", "radio"):
+            fig.locator(f".vega-bindings input[type={kind}]:not(:checked)").first.check()
+        else:
+            without.append(f"{fid} (widget type {kind})")
+            continue
+        tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
+        try:
+            tab.page.wait_for_function(
+                "([i, before]) => document.querySelectorAll('figure.explorer-figure')[i].querySelector('.explorer-figure__chart').innerHTML !== before",
+                arg=[i, before], timeout=10_000)
+        except Exception:
+            pytest.fail(f"figure {fid}: changing its first widget ({kind}) did not change the drawing")
+        changed.append(fid)
+    return changed, without
+
+
+def test_figures_render_after_instant_navigation_and_palette_switch(browser, site_url, built_site):
+    pages = figure_pages(built_site)
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url)  # the home page, then into an article through the site's own links
+        for path in pages[:3]:
+            link = tab.page.locator(f'a.md-nav__link[href$="{path}"]').first
+            assert link.count(), f"no navigation link to {path}"
+            link.click()
+            tab.page.wait_for_url(f"**/{path}")
+            assert tab.wait_for_figures() > 0
+        tab.page.locator("form[data-md-component=palette] label:visible").first.click()
+        tab.page.wait_for_function("() => document.body.getAttribute('data-md-color-scheme') === 'slate'")
+        tab.wait_for_figures()
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
+
+
+XSS = "<script>alert(1)</script>"
+XSS_PRODUCER = f'''
+import altair as alt
+import pandas as pd
+from explorer.pipeline import figure
+
+@figure("xss-label", title="Labels", caption="Labels from data.", model="none")
+def produce(ctx):
+    frame = pd.DataFrame({{"label": ["{XSS}", "<img src=x onerror=alert(2)>"], "v": [1, 2]}})
+    return alt.Chart(frame).mark_text().encode(y="label:N", text="label:N", tooltip="label:N")
+'''
+
+
+@pytest.fixture(scope="session")
+def xss_site(tmp_path_factory, mkdocs_build) -> str:
+    root = tmp_path_factory.mktemp("xss")
+    producers, docs = root / "producers", root / "docs"
+    producers.mkdir()
+    (producers / "labels.py").write_text(XSS_PRODUCER)
+    env = {**os.environ, "EXPLORER_PRODUCERS": str(producers)}
+    subprocess.run([sys.executable, "-m", "explorer", "figures", "--quiet", "--out", str(docs / "figures")], env=env, check=True, capture_output=True)
+    shutil.copytree(paths.DOCS / "assets", docs / "assets")
+    (docs / "index.md").write_text("# Labels\n\n{{ figure: xss-label }}\n")
+    config = root / "mkdocs.yml"
+    config.write_text(
+        "site_name: xss\ndocs_dir: docs\ntheme: {name: material, font: false}\n"
+        f"hooks: [{paths.REPO / 'explorer/site/hooks.py'}]\n"
+        "extra_javascript: [assets/vendor/vega-bundle.js, assets/javascripts/figures.js]\n"
+    )
+    mkdocs_build(root / "site", config)
+    server, url = serve(root / "site")
+    yield url
+    server.shutdown()
+
+
+def test_labels_from_data_are_shown_as_text(browser, xss_site):
+    tab = Tab(browser, xss_site)
+    try:
+        tab.page.goto(xss_site)
+        tab.wait_for_figures()
+        texts = tab.page.locator("figure.explorer-figure svg text").all_text_contents()
+        assert XSS in texts
+        tab.page.locator("figure.explorer-figure svg text", has_text="alert(1)").first.hover(force=True)
+        tooltip = tab.page.locator("#vg-tooltip-element")
+        tooltip.wait_for(state="visible")
+        assert XSS in tooltip.text_content()
+        assert not tab.dialogs, tab.dialogs
+        assert tab.page.locator("figure.explorer-figure img, figure.explorer-figure script, #vg-tooltip-element img").count() == 0
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
