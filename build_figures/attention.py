@@ -204,6 +204,7 @@ def attention_heads(ctx: FigureContext) -> alt.Chart:
 
     chart = alt.hconcat(heatmap, entropy_chart).add_params(layer, head, temperature, causal)
     return chart.properties(
+        autosize=alt.AutoSizeParams(type="pad", resize=True),  # re-lay out once the lazily loaded tokens arrive
         usermeta={
             "explorer": {
                 "controls": [
@@ -268,7 +269,7 @@ def positional_encodings(ctx: FigureContext) -> alt.Chart:
         "sinusoidal": {"features": grid_rows(sinusoid, ("p", "f")), "pairs": grid_rows(sinusoid_pairs, ("q", "k"))},
         "rope": {"features": grid_rows(wrapped, ("p", "f")), "pairs": grid_rows(rope_pairs, ("q", "k"))},
         "alibi": {
-            "features": grid_rows(alibi_features, ("p", "f")),
+            "features": [{**row, "f": row["f"] + 1} for row in grid_rows(alibi_features, ("p", "f"))],  # heads count from 1
             "pairs": [
                 row
                 for h in range(ALIBI_HEADS)
@@ -292,10 +293,13 @@ def positional_encodings(ctx: FigureContext) -> alt.Chart:
     every_eighth = "datum.value % 8 == 0 ? datum.value : ''"
     features = (
         alt.Chart(alt.NamedData("features"))
+        .transform_calculate(f_end="datum.f + 1", p_end="datum.p + 1")
         .mark_rect()
         .encode(
-            x=alt.X("f:O", title="dimension · frequency pair · ALiBi head", axis=alt.Axis(labelExpr=every_eighth, labelAngle=0)),
-            y=alt.Y("p:O", title="position (ALiBi: distance back)", axis=alt.Axis(labelExpr=every_eighth)),
+            x=alt.X("f:Q", title="dimension · frequency pair · ALiBi head", scale=alt.Scale(zero=False, nice=False)),
+            x2="f_end:Q",
+            y=alt.Y("p:Q", title="position (ALiBi: distance back)", scale=alt.Scale(zero=False, nice=False, reverse=True)),
+            y2="p_end:Q",
             color=alt.Color("v:Q", scale=alt.Scale(scheme="viridis"), title="encoding", legend=alt.Legend(orient="bottom", gradientLength=120)),
             tooltip=[alt.Tooltip("p:O", title="position"), alt.Tooltip("f:O", title="feature"), alt.Tooltip("v:Q", title="value", format=".3f")],
         )
@@ -315,6 +319,7 @@ def positional_encodings(ctx: FigureContext) -> alt.Chart:
     )
     chart = alt.hconcat(features, pairs).resolve_scale(color="independent").add_params(alibi_head)
     return chart.properties(
+        autosize=alt.AutoSizeParams(type="pad", resize=True),  # re-lay out once the lazily loaded tokens arrive
         usermeta={
             "explorer": {
                 "controls": [

@@ -254,8 +254,8 @@ def plane_rects(cells: int) -> alt.Chart:
 
 def boundary_view(points: list[dict]) -> alt.LayerChart:
     rects = plane_rects(PLANE).mark_rect().encode(
-        x=alt.X("x0:Q", scale=AXIS, title="x₁"), x2="x1:Q",
-        y=alt.Y("y0:Q", scale=AXIS, title="x₂"), y2="y1:Q",
+        x=alt.X("x0:Q", scale=AXIS, title="x₁", axis=alt.Axis(grid=False)), x2="x1:Q",
+        y=alt.Y("y0:Q", scale=AXIS, title="x₂", axis=alt.Axis(grid=False)), y2="y1:Q",
         color=alt.Color("p:Q", scale=PROB_COLORS, title="P(class 1)", legend=alt.Legend(orient="left")),
         tooltip=[alt.Tooltip("x:Q", format=".2f"), alt.Tooltip("y:Q", format=".2f"), alt.Tooltip("p:Q", format=".2f", title="P(class 1)")],
     )
@@ -271,7 +271,7 @@ def boundary_view(points: list[dict]) -> alt.LayerChart:
     probe = alt.Chart(alt.NamedData(name="cfg")).mark_point(size=180, strokeWidth=2.5, color="black").encode(
         x="px:Q", y="py:Q", tooltip=[alt.Tooltip("px:Q", title="probe x₁"), alt.Tooltip("py:Q", title="probe x₂")]
     )
-    return alt.layer(rects, dots, probe).properties(width=280, height=280, title="Decision boundary (○ train, △ test, ◯ probe input)")
+    return alt.layer(rects, dots, probe).properties(width=250, height=250, title="Decision boundary (● train, ▲ test, ◯ probe input)")
 
 
 def loss_view(ckpt: alt.Parameter) -> alt.LayerChart:
@@ -289,7 +289,7 @@ def loss_view(ckpt: alt.Parameter) -> alt.LayerChart:
     label = now.transform_calculate(
         text="'step ' + datum.step + ' · train acc ' + format(datum.tr, '.0%') + ' · test acc ' + format(datum.te, '.0%')"
     ).mark_text(align="left", baseline="top", x=4, y=4, fontSize=11).encode(text="text:N")
-    return alt.layer(curve, rule, label).properties(width=300, height=280, title="Loss during training (dashed: slider's step)")
+    return alt.layer(curve, rule, label).properties(width=250, height=250, title="Loss during training (dashed: slider's step)")
 
 
 def neurons_view() -> alt.Chart:
@@ -364,7 +364,7 @@ def graph_view(field: str, scale_field: str | None, title: str, node_label: str,
                  alt.Tooltip("delta:Q", format=".3~g", title="δ = ∂L/∂z")],
     )
     text = nodes.transform_calculate(label=label).mark_text(fontSize=9).encode(x="x:Q", y="y:Q", text="label:N")
-    return alt.layer(lines, dots, text).properties(width=330, height=260, title=title)
+    return alt.layer(lines, dots, text).properties(width=290, height=240, title=title)
 
 
 def points_rows(train: TrainSettings) -> list[dict]:
@@ -381,10 +381,10 @@ def playground_chart(train: TrainSettings, grid: dict) -> alt.VConcatChart:
         name="ckpt", value=len(train.checkpoints) - 1,
         bind=alt.binding_range(min=0, max=len(train.checkpoints) - 1, step=1, name="Training checkpoint (0 = initial weights) "),
     )
-    forward = graph_view("w", None, "Network: weights (colour = sign, width = size); nodes = probe's forward values", "value", ".2f")
-    backward = graph_view("g", "gs", "Computation: ∂L/∂w for the probe (edges); nodes = δ = ∂L/∂z", "delta", ".2~g")
+    forward = graph_view("w", None, "Forward: weights (colour = sign, width = size), probe's values", "value", ".2f")
+    backward = graph_view("g", "gs", "Backward: ∂L/∂w for the probe (edges), δ = ∂L/∂z (nodes)", "delta", ".1e")
     chart = alt.vconcat(
-        alt.hconcat(boundary_view(points_rows(train)), loss_view(ckpt)).add_params(ckpt),
+        alt.hconcat(boundary_view(points_rows(train)), loss_view(ckpt)).add_params(ckpt).resolve_scale(color="independent", shape="independent"),
         neurons_view(),
         alt.hconcat(forward, backward).resolve_scale(strokeWidth="independent"),
     ).resolve_scale(color="independent", shape="independent")
@@ -464,7 +464,7 @@ def record_claims(ctx: FigureContext, runs: list[RunConfig], trained: dict, trai
         fractions = []
         for r in select(regularization=reg):
             result, i = trained[r.key]
-            w = torch.cat([m[-1, i, :, :-1].flatten() for m in run_weights(result, i, r)])
+            w = torch.cat([m[-1, :, :-1].flatten() for m in run_weights(result, i, r)])
             fractions.append(float((w.abs() < NEAR_ZERO).float().mean()))
         ctx.claim(f"near_zero_weight_fraction_{reg}", float(np.mean(fractions)))
     for batch in (1, "full"):

@@ -87,7 +87,9 @@ def optimizers(ctx: FigureContext) -> alt.Chart:
     ctx.claim("ravine_sgd_gap", final_gap(ravine, "sgd", DEFAULT_LR, 0.0))
     ctx.claim("ravine_momentum_gap", final_gap(ravine, "sgd", DEFAULT_LR, DEFAULT_MOMENTUM))
     ctx.claim("ravine_adam_gap", final_gap(ravine, "adam", DEFAULT_LR, DEFAULT_MOMENTUM))
-    ctx.claim("ravine_sgd_big_lr_diverges", int(final_gap(ravine, "sgd", max(lrs), 0.0) == float("inf")))
+    blown = run_optimizer(SURFACES["ravine"], "sgd", max(LRS), 0.0, SURFACES["ravine"].starts["A"], STEPS)
+    ctx.claim("ravine_sgd_big_lr", max(LRS))
+    ctx.claim("ravine_sgd_big_lr_diverged_at", len(blown) - 1 if len(blown) <= STEPS else -1)
     ctx.claim("steps", STEPS)
     ctx.claim("default_lr", DEFAULT_LR)
     ctx.claim("default_momentum", DEFAULT_MOMENTUM)
@@ -102,7 +104,7 @@ def optimizers(ctx: FigureContext) -> alt.Chart:
 
     extent = max(s.extent for s in SURFACES.values())
     half_cell = extent / (HEAT_CELLS - 1)
-    axis = alt.Scale(domain=[-extent, extent], nice=False)
+    axis = alt.Scale(domain=[-extent - half_cell, extent + half_cell], nice=False)
     gap_scale = alt.Scale(type="log", domain=[GAP_FLOOR, 100], clamp=True)
     opt = alt.param(name="optimizer", value="sgd", bind=alt.binding_select(options=list(OPTIMIZER_LABELS), labels=list(OPTIMIZER_LABELS.values()), name="Optimizer "))
     lr = alt.param(name="lr", value=DEFAULT_LR, bind=alt.binding_select(options=list(lrs), name="Learning rate "))
@@ -116,9 +118,9 @@ def optimizers(ctx: FigureContext) -> alt.Chart:
         .transform_calculate(x0=f"datum.x - {half_cell}", x1=f"datum.x + {half_cell}", y0=f"datum.y - {half_cell}", y1=f"datum.y + {half_cell}")
         .mark_rect()
         .encode(
-            x=alt.X("x0:Q", scale=axis, title="θ₁"),
+            x=alt.X("x0:Q", scale=axis, title="θ₁", axis=alt.Axis(grid=False)),
             x2="x1:Q",
-            y=alt.Y("y0:Q", scale=axis, title="θ₂"),
+            y=alt.Y("y0:Q", scale=axis, title="θ₂", axis=alt.Axis(grid=False)),
             y2="y1:Q",
             color=alt.Color("g:Q", scale=alt.Scale(type="log", scheme="viridis", domain=[GAP_FLOOR, 100], clamp=True), title="loss − min"),
             tooltip=[alt.Tooltip("x:Q", title="θ₁"), alt.Tooltip("y:Q", title="θ₂"), alt.Tooltip("g:Q", title="loss − min", format=".3g")],
@@ -184,7 +186,7 @@ def digits_slice(ctx: FigureContext) -> alt.Chart:
     model = trained.model.to(ctx.device)
     x_train, y_train, _, _ = load_digits_split().tensors(ctx.device)
     path = [{k: v.to(ctx.device) for k, v in state.items()} for _, state in trained.checkpoints]
-    center = dict(model.named_parameters())
+    center = {name: p.detach() for name, p in model.named_parameters()}
 
     generator = torch.Generator().manual_seed(ctx.seed)
     random_plane = (filter_normalized_direction(model, generator), filter_normalized_direction(model, generator))
@@ -230,9 +232,9 @@ def digits_slice(ctx: FigureContext) -> alt.Chart:
         .transform_calculate(a0=f"datum.a - {half_a}", a1=f"datum.a + {half_a}", b0=f"datum.b - {half_b}", b1=f"datum.b + {half_b}")
         .mark_rect()
         .encode(
-            x=alt.X("a0:Q", title="α (first direction)", scale=alt.Scale(nice=False, zero=False)),
+            x=alt.X("a0:Q", title="α (first direction)", scale=alt.Scale(nice=False, zero=False), axis=alt.Axis(grid=False)),
             x2="a1:Q",
-            y=alt.Y("b0:Q", title="β (second direction)", scale=alt.Scale(nice=False, zero=False)),
+            y=alt.Y("b0:Q", title="β (second direction)", scale=alt.Scale(nice=False, zero=False), axis=alt.Axis(grid=False)),
             y2="b1:Q",
             color=alt.Color("loss:Q", scale=alt.Scale(type="log", scheme="viridis", reverse=False), title="train loss"),
             tooltip=[alt.Tooltip("a:Q", title="α"), alt.Tooltip("b:Q", title="β"), alt.Tooltip("loss:Q", format=".3g")],

@@ -185,7 +185,7 @@ from explorer.pipeline import figure
 @figure("xss-label", title="Labels", caption="Labels from data.", model="none")
 def produce(ctx):
     frame = pd.DataFrame({{"label": ["{XSS}", "<img src=x onerror=alert(2)>"], "v": [1, 2]}})
-    return alt.Chart(frame).mark_text().encode(y="label:N", text="label:N", tooltip="label:N")
+    return alt.Chart(frame).mark_text(align="left", fontSize=16).encode(y="label:N", text="label:N", tooltip="label:N").properties(width=400)
 '''
 
 
@@ -218,9 +218,11 @@ def test_labels_from_data_are_shown_as_text(browser, xss_site):
         tab.wait_for_figures()
         texts = tab.page.locator("figure.explorer-figure svg text").all_text_contents()
         assert XSS in texts
-        tab.page.locator("figure.explorer-figure svg text", has_text="alert(1)").first.hover(force=True)
+        box = tab.page.locator("figure.explorer-figure svg g.mark-text.role-mark text", has_text="alert(1)").first.bounding_box()
+        for dx in (0, 1, 2):  # vega shows its tooltip on pointer movement over the mark
+            tab.page.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2)
         tooltip = tab.page.locator("#vg-tooltip-element")
-        tooltip.wait_for(state="visible")
+        tooltip.wait_for(state="attached")
         assert XSS in tooltip.text_content()
         assert not tab.dialogs, tab.dialogs
         assert tab.page.locator("figure.explorer-figure img, figure.explorer-figure script, #vg-tooltip-element img").count() == 0

@@ -14,6 +14,8 @@ outputs is a (n_out, n_in + 1) matrix.
 """
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -180,8 +182,25 @@ class GroupResult:
     test_accuracy: Tensor  # (n_checkpoints, models)
 
 
+@contextmanager
+def single_thread(device: torch.device) -> Iterator[None]:
+    """On CPU, run tiny tensor ops on one thread: handing them between threads costs more than it saves."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def train_group(runs: list[RunConfig], settings: TrainSettings, device: torch.device) -> GroupResult:
     """Train every run in `runs` (same layers, width and batch size) in one vectorised loop."""
+    with single_thread(device):
+        return _train_group(runs, settings, device)
+
+
+def _train_group(runs: list[RunConfig], settings: TrainSettings, device: torch.device) -> GroupResult:
     shapes = {(r.layers, r.width, r.batch) for r in runs}
     if len(shapes) != 1:
         raise ValueError(f"train_group needs runs of one shape and batch size, got {sorted(shapes, key=str)}")

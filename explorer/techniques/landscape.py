@@ -79,7 +79,7 @@ SURFACES: dict[str, Surface] = {
         Surface("bowl", "Convex bowl", _bowl, {"A": (-2.0, 1.5), "B": (1.8, 1.8), "C": (0.5, -2.2)}),
         Surface("ravine", "Ill-conditioned ravine", _ravine, {"A": (-2.0, 1.0), "B": (2.2, -0.2), "C": (-0.5, -2.0)}),
         Surface("saddle", "Saddle point", _saddle, {"A": (2.0, 0.001), "B": (2.0, 0.1), "C": (-1.5, -0.01)}),
-        Surface("wells", "Non-convex, three minima", _wells, {"A": (2.2, 2.2), "B": (-2.2, -1.0), "C": (0.0, 0.0)}),
+        Surface("wells", "Non-convex, three minima", _wells, {"A": (2.2, 2.2), "B": (-2.2, -1.0), "C": (1.0, -2.2)}),
     )
 }
 OPTIMIZERS = ("sgd", "adam")

@@ -1,16 +1,20 @@
 """The inputs the transformer articles probe language models with, and how their tokens are shown.
 
 Three kinds of prompt: Python code that repeats its identifiers, prose as found in docstrings, and
-repeated random tokens (the standard probe for induction). Tokens are shown with their whitespace
-made visible, since in code a space, a newline and an indent are tokens that matter.
+repeated random tokens (the standard probe for induction). Works for the zoo (explorer.models.ZOO)
+and for hub models such as gpt2: text is encoded with the model's own tokenizer, preceded by the
+end-of-text token when the tokenizer has one (the zoo joins training files with it, GPT-2 uses it
+as BOS). The synthetic-task model `induction-2l` reads no text, only its own symbols.
 """
 
 import torch
 from jaxtyping import Int
 
+from explorer import models
+from explorer.data import corpus
 from explorer.errors import check_choice
-
-VISIBLE_WHITESPACE = str.maketrans({" ": "·", "\n": "⏎", "\t": "→"})
+from explorer.models import tokenizer as zoo_tokenizers
+from explorer.techniques.heads import repeated_random_tokens
 
 TEXT_PROMPTS = {
     "code": (
@@ -21,27 +25,68 @@ TEXT_PROMPTS = {
         "    return scaled\n"
     ),
     "prose": (
-        '    """Return the first line of the file, or an empty string if the file is empty.\n\n'
+        '    """Return the first line of the file, or an empty string if the file is empty.\n'
+        "\n"
         "    The file is read lazily: only the first line is loaded.\n"
         '    """\n'
     ),
 }
 PROMPT_KINDS = ("code", "prose", "repeat")
+REPEAT_HALF = 16  # random tokens per copy in the "repeat" prompt
 
 
-def visible(text: str) -> str:
-    """'·' for a space, '⏎' for a newline, '→' for a tab."""
-    return text.translate(VISIBLE_WHITESPACE)
+def zoo_or(ctx_model: str, default_label: str) -> list[str]:
+    """Every zoo model for the published figure, or just the model asked for with `--model`."""
+    return list(models.ZOO) if ctx_model == default_label else [ctx_model]
 
 
-def random_repeat(
-    n_batch: int, half: int, vocab: Int[torch.Tensor, "vocab"], generator: torch.Generator, prefix: list[int]
-) -> Int[torch.Tensor, "batch pos"]:
-    """prefix + r + r, r drawn uniformly from `vocab`: after the first copy, every token is predictable."""
-    first = vocab[torch.randint(len(vocab), (n_batch, half), generator=generator)]  # (batch, half)
-    head = torch.tensor(prefix, dtype=first.dtype).expand(n_batch, len(prefix))
-    return torch.cat([head, first, first], dim=1)
+def reads_text(name: str) -> bool:
+    return name not in models.ZOO or models.ZOO[name].dataset != "induction"
 
 
-def check_prompt(kind: str) -> None:
-    check_choice("prompt", kind, PROMPT_KINDS)
+def load(ctx, name: str):
+    """A zoo model at the figure's scale, or a hub model (ModelUnavailable when not cached)."""
+    return models.load(name, scale=ctx.scale, device=ctx.device)
+
+
+def prompt_kinds(name: str) -> list[str]:
+    return list(PROMPT_KINDS) if reads_text(name) else ["repeat"]
+
+
+def start_tokens(model) -> list[int]:
+    eos = getattr(model.tokenizer, "eos_token_id", None)
+    return [eos] if eos is not None else []
+
+
+def prompt_tokens(model, name: str, kind: str, seed: int = 0) -> Int[torch.Tensor, "1 pos"]:
+    """One prompt of the given kind, as token ids on the model's device."""
+    check_choice("prompt", kind, prompt_kinds(name))
+    if kind == "repeat":
+        generator = torch.Generator().manual_seed(seed)
+        ids = repeated_random_tokens(1, REPEAT_HALF, sampling_vocab(model), generator, start_tokens(model))
+    else:
+        ids = torch.tensor([start_tokens(model) + model.tokenizer.encode(TEXT_PROMPTS[kind], add_special_tokens=False)])
+    return ids.to(model.cfg.device)
+
+
+def sampling_vocab(model) -> list[int]:
+    """Token ids to draw random sequences from: the whole vocabulary except special tokens."""
+    special = set(getattr(model.tokenizer, "all_special_ids", []) or [])
+    return [i for i in range(model.cfg.d_vocab) if i not in special]
+
+
+def token_strings(model, ids) -> list[str]:
+    """Each token on its own, whitespace made visible (· space, ⏎ newline, → tab)."""
+    return zoo_tokenizers.token_strings(model.tokenizer, [int(i) for i in ids])
+
+
+def heldout_tokens(ctx, model, name: str, n: int, length: int) -> Int[torch.Tensor, "n length"]:
+    """`n` rows of text the model was not trained on: the zoo's held-out split, or for a hub model
+    the held-out standard-library files in its own tokenizer."""
+    if name in models.ZOO:
+        rows = models.heldout_tokens(name, n, scale=ctx.scale)[:, :length]
+    else:
+        ids = torch.tensor(model.tokenizer.encode(corpus.corpus_text("heldout")[: 400 * n * length], add_special_tokens=False))
+        starts = torch.linspace(0, len(ids) - length - 1, n).long()
+        rows = torch.stack([ids[s : s + length] for s in starts.tolist()])
+    return rows.long().to(model.cfg.device)

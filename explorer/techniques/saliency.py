@@ -28,7 +28,7 @@ from captum.attr import (
     Occlusion,
     Saliency,
 )
-from captum.attr._utils.lrp_rules import IdentityRule
+from captum.attr._utils.lrp_rules import EpsilonRule
 from jaxtyping import Float, Int
 from scipy.stats import spearmanr
 from torch import Tensor, nn
@@ -114,13 +114,13 @@ def grad_cam(model: nn.Module, images: Images, targets: Targets) -> Maps:
 def lrp(model: nn.Module, images: Images, targets: Targets) -> Maps:
     """Layer-wise relevance propagation with Captum's epsilon rule (Bach et al. 2015).
 
-    Captum attaches hooks and rules to the modules, so it works on a copy. nn.Flatten only
-    reshapes, so relevance passes through it unchanged (the identity rule).
+    Captum attaches hooks and rules to the modules, so it works on a copy. nn.Flatten has no
+    default rule; the epsilon rule passes relevance through a reshape unchanged.
     """
     model = copy.deepcopy(model)
     for module in model.modules():
         if isinstance(module, nn.Flatten):
-            module.rule = IdentityRule()
+            module.rule = EpsilonRule()
     return LRP(model).attribute(images, target=targets)
 
 
