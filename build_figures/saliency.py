@@ -34,6 +34,7 @@ SG_NOISE = (0.05, 0.1, 0.2, 0.3)
 SG_DEFAULT = {"n_samples": 25, "noise": 0.2}
 IG_STEPS = 256  # enough for a completeness gap under 1% on every digit (see saliency-completeness)
 RANDOMIZE_TOP_DOWN = {"mlp": ["out", "fc2", "fc1"], "cnn": ["out", "conv2", "conv1"]}
+STAGE_LABELS = "['trained', 'output layer', '+ 2nd hidden', '+ 1st hidden', 'other seed'][datum.value]"
 QUANT = 99  # maps are stored as integers in [-99, 99] times a per-map scale
 
 
@@ -84,10 +85,12 @@ def map_records(key: str, classes: list[int], maps: torch.Tensor) -> list[dict]:
     return [{"k": key, "c": c, "s": float(f"{s:.3g}"), "v": v.tolist()} for c, s, v in zip(classes, scale, ints)]
 
 
-def heatmap(data: alt.Data, title: str, *, size: int = 84, scheme: str = "redblue", domain=(-1, 1)) -> alt.Chart:
-    """An 8x8 heat map of records {k, c, s, v[64]} already filtered to one map per facet."""
+def heatmap(data: alt.Data, where: str, *, title: str = "", size: int = 84, scheme: str = "redblue",
+            domain: tuple[float, float] = (-1, 1)) -> alt.Chart:
+    """An 8x8 heat map per record {k, c, s, v[64]} that passes the `where` filter (one record per key k)."""
     return (
         alt.Chart(data)
+        .transform_filter(where)
         .transform_flatten(["v"])
         .transform_window(i="row_number()", groupby=["k"])
         .transform_calculate(row="floor((datum.i - 1) / 8)", col="(datum.i - 1) % 8", norm=f"datum.v / {QUANT}",
@@ -143,13 +146,12 @@ def panel_chart() -> alt.VConcatChart:
     order = {key.split(":")[0]: i for i, key in enumerate(METHODS)}
     labels = {name: m.label for name, m in METHODS.items()}
     methods = (
-        heatmap(maps, "")
-        .transform_filter(shown)
+        heatmap(maps, shown)
         .transform_calculate(method=f"{labels}[split(datum.k, ':')[0]]", order=f"{order}[split(datum.k, ':')[0]]")
         .facet(column=alt.Column("method:N", sort=alt.SortField("order"), title=None,
                                  header=alt.Header(labelFontSize=12)))
     )
-    digit = heatmap(maps, "Input", scheme="greys", domain=(0, 1)).transform_filter("datum.k == 'input'")
+    digit = heatmap(maps, "datum.k == 'input'", title="Input", scheme="greys", domain=(0, 1))
     probs = (
         alt.Chart(alt.Data(name="probs"))
         .mark_bar()
@@ -243,8 +245,7 @@ def saliency_numpy_figure(ctx: FigureContext) -> alt.VConcatChart:
     target = alt.param("target_class", value=3, bind=alt.binding_select(options=list(range(10)), name="Target class "))
     data = alt.Data(values=records)
     maps = (
-        heatmap(data, "", size=150)
-        .transform_filter("datum.d == digit && datum.c == target_class")
+        heatmap(data, "datum.d == digit && datum.c == target_class", size=150)
         .facet(column=alt.Column("k:N", title=None, sort=["NumPy, by hand", "torch.autograd"],
                                  header=alt.Header(labelFontSize=12)))
     )
@@ -407,7 +408,7 @@ def saliency_sanity(ctx: FigureContext) -> alt.VConcatChart:
         options=[m.label for m in METHODS.values()], name="Method (maps) "))
     frame = pd.DataFrame(rows)
     stages = alt.X("stage:O", title="layers re-initialized (cumulative, top down)",
-                   axis=alt.Axis(labelExpr="['trained', 'output', '+ next', '+ first', 'other seed'][datum.value]"))
+                   axis=alt.Axis(labelExpr=STAGE_LABELS, labelAngle=0))
     base = alt.Chart(frame).transform_filter("datum.arch == arch")
     lines = base.transform_filter("datum.model != 'other seed'").mark_line(point=True).encode(
         x=stages, y=alt.Y("rho:Q", title="Spearman rho with trained map", scale=alt.Scale(domain=[-0.2, 1])),
@@ -419,10 +420,8 @@ def saliency_sanity(ctx: FigureContext) -> alt.VConcatChart:
     )
     curve = alt.layer(lines, seed).properties(width=560, height=240)
     maps = (
-        heatmap(alt.Data(values=examples), "", size=84)
-        .transform_filter("datum.arch == arch && datum.method == method")
+        heatmap(alt.Data(values=examples), "datum.arch == arch && datum.method == method")
         .facet(column=alt.Column("stage:O", title=None,
-                                 header=alt.Header(labelExpr="['trained', 'output re-init', '+ next', '+ first', "
-                                                             "'other seed'][datum.value]")))
+                                 header=alt.Header(labelExpr=STAGE_LABELS)))
     )
     return alt.vconcat(curve, maps).add_params(arch, method).resolve_scale(color="independent")

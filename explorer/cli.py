@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     fig.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sub.add_parser("vendor", help="write the Vega JavaScript bundle from the pinned vl-convert package")
-    sub.add_parser("bench", help="run the benchmarks and print their numbers")
+    bench = sub.add_parser("bench", help="run the benchmarks and print their numbers")
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options for the bench (see `explorer bench --help`)")
 
     args = parser.parse_args(argv)
     try:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from explorer.bench import main as bench_main
 
-            return bench_main()
+            return bench_main(args.rest)
     except ExplorerError as exc:
         print(f"explorer: {exc}", file=sys.stderr)
         return 2

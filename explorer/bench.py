@@ -1,0 +1,127 @@
+"""`make bench`: performance numbers, printed (never asserted).
+
+Sections: no-op figure build, full-scale build time per article (recorded in the manifest when
+the published figures were built, plus a cold rebuild of chosen articles with an empty model
+cache), bytes of figure spec + data per page, time from page load to all figures drawn in
+headless Chromium, and the model zoo's training throughput.
+"""
+
+import argparse
+import functools
+import http.server
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from explorer import jsonio, paths
+from explorer.site.weights import page_weights
+
+PAGE_GOAL = 1_500_000
+RENDER_GOAL_S = 1.5
+COLD_ARTICLES = ("backprop",)  # rebuilt from an empty cache by default: issue-level budgets
+
+
+def _time(command: list[str], env: dict | None = None, repeat: int = 3) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=paths.REPO, env={**os.environ, **(env or {})}, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_noop() -> None:
+    times = _time([sys.executable, "-m", "explorer", "figures", "--quiet"])
+    print(f"no-op `make figures`: min {min(times):.2f} s, median {statistics.median(times):.2f} s over {len(times)} runs")
+
+
+def bench_recorded() -> None:
+    manifest = jsonio.read_json(paths.FIGURES / "manifest.json")["figures"]
+    per_article = defaultdict(float)
+    for entry in manifest.values():
+        per_article[entry["article"]] += entry["wall_time_s"]
+    print("full-scale build time per article, as recorded when published (s; includes training only if the cache was cold):")
+    for article, seconds in sorted(per_article.items()):
+        print(f"  {article:24} {seconds:8.1f}")
+    print(f"  {'total':24} {sum(per_article.values()):8.1f}")
+
+
+def bench_cold(articles: tuple[str, ...]) -> None:
+    from explorer.pipeline.registry import discover
+
+    figures = discover()
+    for article in articles:
+        ids = [fid for fid, f in figures.items() if f.article == article]
+        if not ids:
+            print(f"cold build {article}: no such article")
+            continue
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
+            env = {"EXPLORER_CACHE": cache}
+            (seconds,) = _time([sys.executable, "-m", "explorer", "figures", "--quiet", "--out", out, "--only", *ids], env, repeat=1)
+        print(f"cold full-scale build of {article} ({len(ids)} figures, empty model cache): {seconds:.1f} s")
+
+
+def bench_pages(site: Path) -> None:
+    print(f"figure spec + data per page (goal <= {PAGE_GOAL / 1e6:.1f} MB):")
+    for page, size in page_weights(site).items():
+        flag = "" if size <= PAGE_GOAL else "  OVER GOAL"
+        print(f"  {page:48} {size / 1e6:7.3f} MB{flag}")
+
+
+def bench_render(site: Path, repeat: int = 3) -> None:
+    from playwright.sync_api import sync_playwright
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    pages = [str(p.relative_to(site).parent) for p in sorted(site.rglob("index.html")) if 'class="explorer-figure"' in p.read_text()]
+    print(f"page load to all figures drawn, headless Chromium (goal <= {RENDER_GOAL_S} s), median of {repeat}:")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
+        for page_path in pages:
+            samples = []
+            for _ in range(repeat):
+                page = browser.new_page()
+                start = time.perf_counter()
+                page.goto(base + ("" if page_path == "." else page_path + "/"))
+                page.wait_for_function("() => [...document.querySelectorAll('figure.explorer-figure')].every(f => f.dataset.rendered === 'true')", timeout=120_000)
+                samples.append(time.perf_counter() - start)
+                page.close()
+            median = statistics.median(samples)
+            print(f"  {page_path:48} {median:6.2f} s{'' if median <= RENDER_GOAL_S else '  OVER GOAL'}")
+        browser.close()
+    server.shutdown()
+
+
+def bench_models() -> None:
+    try:
+        from explorer.models import zoo
+    except ImportError:
+        return
+    if hasattr(zoo, "benchmark_training"):
+        for name, value in zoo.benchmark_training().items():
+            print(f"zoo: {name}: {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="explorer bench")
+    parser.add_argument("--cold", nargs="*", default=list(COLD_ARTICLES), metavar="ARTICLE", help="articles to rebuild from an empty cache")
+    args = parser.parse_args(argv)
+    bench_noop()
+    bench_recorded()
+    bench_cold(tuple(args.cold))
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-d", str(site)], cwd=paths.REPO, check=True)
+        bench_pages(site)
+        bench_render(site)
+    bench_models()
+    return 0
