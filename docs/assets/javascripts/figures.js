@@ -117,6 +117,7 @@
           await result.view.runAsync();
           if (meta.source.code) showCode(codeBox, payload[meta.source.code]);
           el.dataset.source = url;
+          showSourceLink(el, url);
           el.dataset.rendered = "true";
         };
         const state = buildControls(id, meta, controls, () => update().catch((e) => fail(el, e)));
@@ -127,6 +128,21 @@
     } catch (error) {
       fail(el, error);
     }
+  }
+
+  function showSourceLink(el, url) {
+    const meta = el.querySelector(".explorer-figure__meta");
+    if (!meta) return;
+    let link = meta.querySelector("a.explorer-figure__current");
+    if (!link) {
+      meta.append(" · ");
+      link = document.createElement("a");
+      link.className = "explorer-figure__current";
+      link.textContent = "data shown (JSON)";
+      link.setAttribute("download", "");
+      meta.appendChild(link);
+    }
+    link.href = url;
   }
 
   function fail(el, error) {
