@@ -114,7 +114,8 @@
           if (!response.ok) throw new Error(`figure ${id}: ${url} answered ${response.status}`);
           const payload = await response.json();
           for (const name of meta.source.datasets) result.view.data(name, payload[name] || []);
-          await result.view.runAsync();
+          await result.view.resize().runAsync(); // new data may need new axis room
+
           if (meta.source.code) showCode(codeBox, payload[meta.source.code]);
           el.dataset.source = url;
           showSourceLink(el, url);
