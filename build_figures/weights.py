@@ -48,6 +48,9 @@ def templates(ctx: FigureContext) -> alt.Chart:
     final = {regime: runs[regime].model.fc1.weight.detach() for regime in runs}
     first = {regime: runs[regime].model_at(0).fc1.weight.detach() for regime in runs}
     ctx.claim("healthy_fc1_relative_change", float((final["healthy"] - first["healthy"]).norm() / first["healthy"].norm()))
+    blank = np.flatnonzero(split.x_train.max(axis=0) == 0)  # pixels that are zero in every training digit
+    ctx.claim("blank_pixels", len(blank))
+    ctx.claim("blank_pixel_max_change", float((final["healthy"] - first["healthy"])[:, blank].abs().max()) if len(blank) else 0.0)
     ctx.claim("dying_fc1_relative_change", float((final["dying-relu"] - first["dying-relu"]).norm() / first["dying-relu"].norm()))
 
     chart = (

@@ -158,7 +158,7 @@ REGIMES: dict[str, Regime] = {
 }
 
 # What "saturated" means for each squashing activation: |pre-activation| above this puts the
-# output within 0.01 of its bounds, where the local derivative is under 2% of its peak.
+# output within 0.01 of its bounds, where the local derivative is 2% (tanh) or 4% (sigmoid) of its peak.
 SATURATION_THRESHOLD = {"tanh": float(np.arctanh(0.99)), "sigmoid": float(np.log(0.99 / 0.01))}
 
 

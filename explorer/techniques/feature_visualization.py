@@ -6,7 +6,8 @@ pixel-to-pixel jumps) and, optionally, a box constraint that clamps pixels to [0
 step, the range real digits live in. Many targets are optimized at once, one image per target.
 """
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,20 +43,26 @@ def total_variation(images: Float[Tensor, "batch 8 8"]) -> Float[Tensor, " batch
     return dx + dy
 
 
-def unit_objective(model: nn.Module, layer: str, units: Sequence[int]) -> Callable[[Tensor], Tensor]:
-    """x (n, 64) -> (n,): the output of module `layer` (e.g. fc1: pre-activations, out: logits), unit units[i] for image i."""
+def layer_output(model: nn.Module, layer: str, x: Float[Tensor, "n 64"]) -> Float[Tensor, "n units"]:
+    """The output of the Linear module `layer` (fc1, fc2: pre-activations; out: logits), from a forward hook."""
     modules = dict(model.named_children())
     check_choice("layer", layer, [name for name, m in modules.items() if isinstance(m, nn.Linear)])
+    captured = {}
+    handle = modules[layer].register_forward_hook(lambda module, inputs, output: captured.__setitem__("out", output))
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    return captured["out"]
+
+
+def unit_objective(model: nn.Module, layer: str, units: Sequence[int]) -> Callable[[Tensor], Tensor]:
+    """x (n, 64) -> (n,): the value of unit units[i] of `layer` on image i."""
+    layer_output(model, layer, torch.zeros(1, 64, device=next(model.parameters()).device))  # fail early on a bad name
     index = torch.as_tensor(list(units))
 
     def objective(x: Float[Tensor, "n 64"]) -> Float[Tensor, " n"]:
-        captured = {}
-        handle = modules[layer].register_forward_hook(lambda m, i, out: captured.__setitem__("out", out))
-        try:
-            model(x)
-        finally:
-            handle.remove()
-        return captured["out"].gather(1, index.to(x.device)[:, None])[:, 0]
+        return layer_output(model, layer, x).gather(1, index.to(x.device)[:, None])[:, 0]
 
     return objective
 
@@ -75,6 +82,23 @@ def maximize(
     """n images that (locally) maximize objective(x)[i] - l2 * |x_i|^2 - tv * TV(x_i), by Adam ascent."""
     x = torch.full((n, 64), start, device=device, requires_grad=True)
     optimizer = torch.optim.Adam([x], lr=lr)
+    with one_cpu_thread():
+        _ascend(objective, x, optimizer, n, l2, tv, clamp, steps)
+    return x.detach()
+
+
+@contextlib.contextmanager
+def one_cpu_thread() -> Iterator[None]:
+    """Tiny batches of 8x8 images: extra CPU threads only add synchronisation, so use one meanwhile."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _ascend(objective, x, optimizer, n, l2, tv, clamp, steps) -> None:
     for _ in range(steps):
         score = objective(x) - l2 * (x**2).sum(dim=1) - tv * total_variation(x.view(n, 8, 8))  # (n,)
         optimizer.zero_grad()
@@ -83,7 +107,6 @@ def maximize(
         if clamp:
             with torch.no_grad():
                 x.clamp_(0.0, 1.0)
-    return x.detach()
 
 
 def visualize_units(
