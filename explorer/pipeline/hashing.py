@@ -33,8 +33,13 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """Names of local modules imported by `path`, including parents and `from x import submodule`."""
+def _imports(path: Path) -> tuple[set[str], set[str]]:
+    """Local modules imported by `path` (incl. `from x import submodule`), and their parent packages.
+
+    A parent package's __init__ runs on import, so its own text is an input; what *it* imports is
+    not followed unless the module is imported by name, so `import explorer.models.mlp` does not
+    make a figure depend on every model in explorer/models.
+    """
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     found: set[str] = set()
@@ -47,35 +52,32 @@ def _imports(path: Path) -> set[str]:
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            found.add(mod)
-            found.update(f"{mod}.{alias.name}" for alias in node.names)
-    local: set[str] = set()
-    for name in found:
-        if name.split(".")[0] not in LOCAL_PACKAGES:
-            continue
-        parts = name.split(".")
-        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
-            local.add(".".join(parts[:i]))
-    return local
+            for alias in node.names:  # `from pkg import mod` imports a module; `from pkg import name` uses pkg itself
+                sub = f"{mod}.{alias.name}"
+                found.add(sub if module_file(sub) is not None else mod)
+    direct = {name for name in found if name.split(".")[0] in LOCAL_PACKAGES}
+    parents = {".".join(name.split(".")[:i]) for name in direct for i in range(1, name.count(".") + 1)}
+    return direct, parents - direct
 
 
 @lru_cache(maxsize=None)
 def source_closure(path: Path) -> tuple[Path, ...]:
     """All local source files `path` depends on (itself included), sorted."""
-    seen: set[Path] = set()
+    followed: set[Path] = set()
+    parents: set[Path] = set()
     todo = [path]
     while todo:
         current = todo.pop()
-        if current in seen:
+        if current in followed:
             continue
-        seen.add(current)
-        for name in _imports(current):
-            if name.startswith(NOT_INPUTS):
-                continue
+        followed.add(current)
+        direct, parent_packages = _imports(current)
+        for name in direct - set(NOT_INPUTS):
             file = module_file(name)
-            if file is not None and file not in seen:
+            if file is not None and not name.startswith(NOT_INPUTS):
                 todo.append(file)
-    return tuple(sorted(seen))
+        parents.update(f for f in map(module_file, parent_packages) if f is not None)
+    return tuple(sorted(followed | parents))
 
 
 def input_hash(figure_id: str, article_file: Path, scale: str, seed: int, model: str, inputs: tuple[str, ...]) -> str:
