@@ -49,7 +49,7 @@ NEAR_ZERO = 0.01  # |w| below this counts as "pruned" by L1
 
 
 def settings(ctx: FigureContext) -> TrainSettings:
-    return TrainSettings(steps=ctx.pick(smoke=300, full=1000), n_train=100, n_test=100)
+    return TrainSettings(steps=ctx.pick(smoke=300, full=1000))
 
 
 def grid_runs(grid: dict) -> list[RunConfig]:
@@ -261,7 +261,7 @@ def boundary_view(points: list[dict]) -> alt.LayerChart:
     )
     dots = alt.Chart(alt.Data(values=points)).transform_lookup(
         lookup="d", from_=alt.LookupData(data=alt.NamedData(name="cfg"), key="dataset", fields=["dataset"]),
-    ).transform_filter("isValid(datum.dataset)").mark_point(filled=True, size=22, strokeWidth=1).encode(
+    ).transform_filter("isValid(datum.dataset)").mark_point(filled=True, size=22, strokeWidth=1, clip=True).encode(
         x="x:Q", y="y:Q",
         color=alt.Color("c:N", scale=CLASS_COLORS, title="class"),
         shape=alt.Shape("s:N", scale=alt.Scale(domain=["train", "test"], range=["circle", "triangle-up"]), title="split"),
@@ -271,7 +271,7 @@ def boundary_view(points: list[dict]) -> alt.LayerChart:
     probe = alt.Chart(alt.NamedData(name="cfg")).mark_point(size=180, strokeWidth=2.5, color="black").encode(
         x="px:Q", y="py:Q", tooltip=[alt.Tooltip("px:Q", title="probe x₁"), alt.Tooltip("py:Q", title="probe x₂")]
     )
-    return alt.layer(rects, dots, probe).properties(width=250, height=250, title="Decision boundary (● train, ▲ test, ◯ probe input)")
+    return alt.layer(rects, dots, probe).properties(width=230, height=230, title="Decision boundary (● train, ▲ test, ◯ probe input)")
 
 
 def loss_view(ckpt: alt.Parameter) -> alt.LayerChart:
@@ -289,7 +289,7 @@ def loss_view(ckpt: alt.Parameter) -> alt.LayerChart:
     label = now.transform_calculate(
         text="'step ' + datum.step + ' · train acc ' + format(datum.tr, '.0%') + ' · test acc ' + format(datum.te, '.0%')"
     ).mark_text(align="left", baseline="top", x=4, y=4, fontSize=11).encode(text="text:N")
-    return alt.layer(curve, rule, label).properties(width=250, height=250, title="Loss during training (dashed: slider's step)")
+    return alt.layer(curve, rule, label).properties(width=230, height=230, title="Loss during training (dashed: slider's step)")
 
 
 def neurons_view() -> alt.Chart:
@@ -311,7 +311,7 @@ def neurons_view() -> alt.Chart:
         row=alt.Row("layer:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
         column=alt.Column("neuron:O", title="Each hidden neuron's output over the input plane"),
         tooltip=[alt.Tooltip("layer:N"), alt.Tooltip("neuron:O"), alt.Tooltip("value:Q", format=".2f")],
-    ).properties(width=62, height=62)
+    ).properties(width=58, height=58)
 
 
 def graph_data(field: str, scale_field: str | None) -> alt.Chart:
@@ -364,7 +364,7 @@ def graph_view(field: str, scale_field: str | None, title: str, node_label: str,
                  alt.Tooltip("delta:Q", format=".3~g", title="δ = ∂L/∂z")],
     )
     text = nodes.transform_calculate(label=label).mark_text(fontSize=9).encode(x="x:Q", y="y:Q", text="label:N")
-    return alt.layer(lines, dots, text).properties(width=290, height=240, title=title)
+    return alt.layer(lines, dots, text).properties(width=270, height=230, title=title)
 
 
 def points_rows(train: TrainSettings) -> list[dict]:
@@ -453,13 +453,12 @@ def record_claims(ctx: FigureContext, runs: list[RunConfig], trained: dict, trai
     ctx.claim("autograd_max_gap", autograd_gap(DEFAULT, result, i, train))
     for name in toy2d.DATASETS:
         ctx.claim(f"default_test_accuracy_{name}", final_test(RunConfig(**{**asdict(DEFAULT), "dataset": name})))
-    deep, wide = max(grid["layers"]), max(grid["width"])
-    for layers in (1, deep):
-        accs = [final_test(r) for r in select(dataset="spirals", layers=layers, width=wide, batch="full", regularization="none")]
-        ctx.claim(f"spirals_mean_test_accuracy_{layers}_layers", float(np.mean(accs)))
+    for layers in grid["layers"]:
+        best = max(final_test(r) for r in select(dataset="spirals", layers=layers))
+        ctx.claim(f"spirals_best_test_accuracy_{layers}_layers", best)
     for width in (2, 4):
         xor = select(dataset="xor", layers=1, width=width)
-        ctx.claim(f"xor_width{width}_solved_fraction", float(np.mean([final_test(r) >= 0.95 for r in xor])))
+        ctx.claim(f"xor_width{width}_reach90_fraction", float(np.mean([final_test(r) >= 0.9 for r in xor])))
     for reg in ("none", "l1"):
         fractions = []
         for r in select(regularization=reg):
@@ -491,4 +490,7 @@ def backprop_playground(ctx: FigureContext) -> alt.VConcatChart:
         result, i = trained[run.key]
         ctx.asset(f"runs/{run.key}.json", run_payload(run, result, i, train))
     record_claims(ctx, runs, trained, train, grid)
+    sizes = [p.stat().st_size for p in (ctx.out / "runs").glob("*.json")]
+    ctx.claim("mean_run_file_kb", sum(sizes) / len(sizes) / 1000)
+    ctx.claim("total_runs_mb", sum(sizes) / 1e6)
     return playground_chart(train, grid)

@@ -45,8 +45,8 @@ def spirals(n, rng):
 def blobs(n, rng):
     """Two overlapping gaussian blobs: even the best boundary misclassifies some points."""
     label = rng.integers(0, 2, size=n)
-    centre = np.where(label[:, None] == 1, 0.4, -0.4)
-    return centre + rng.normal(0, 0.35, size=(n, 2)), label
+    centre = np.where(label[:, None] == 1, 0.35, -0.35)
+    return centre + rng.normal(0, 0.3, size=(n, 2)), label
 
 
 GENERATORS: dict[str, Callable] = {"xor": xor, "circle": circle, "spirals": spirals, "blobs": blobs}

@@ -64,10 +64,10 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 2000
+    steps: int = 1000
     lr: float = 0.03
-    n_train: int = 200
-    n_test: int = 200
+    n_train: int = 100
+    n_test: int = 100
     data_seed: int = 0
     seed: int = 0
     checkpoints: tuple[float, ...] = (0, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)  # fractions of steps
@@ -116,10 +116,6 @@ def point_loss(logits: Float[Tensor, "... n_out"], y: Int[Tensor, "..."], output
     return torch.logsumexp(logits, dim=-1) - logits.gather(-1, y[..., None])[..., 0]
 
 
-def class1_probability(logits: Float[Tensor, "... n_out"], output: str) -> Float[Tensor, "..."]:
-    return torch.sigmoid(logits[..., 0]) if output == "sigmoid-mse" else torch.softmax(logits, dim=-1)[..., 1]
-
-
 @dataclass
 class Backprop:
     """One input's trip through the network: forward values, then gradients."""
@@ -153,14 +149,13 @@ def forward_backward(
             values.append(activate(z, activation))
     logits = pre[-1]
     loss = point_loss(logits, y, output)
-    if output == "sigmoid-mse":
+    if output == "sigmoid-mse":  # L = (p - y)^2, p = sigmoid(z): dL/dz = 2 (p - y) p (1 - p)
         p = torch.sigmoid(logits)  # (..., 1)
         delta = 2 * (p - y[..., None].to(p.dtype)) * p * (1 - p)
-        values.append(p)
-    else:
+    else:  # L = -log softmax(z)_y: dL/dz = p - onehot(y)
         p = torch.softmax(logits, dim=-1)  # (..., 2)
         delta = p - nn.functional.one_hot(y, p.shape[-1]).to(p.dtype)
-        values.append(p)
+    values.append(p)
     deltas, grads = [delta], []
     for i in range(len(weights) - 1, -1, -1):
         a_in = torch.cat([values[i], torch.ones_like(values[i][..., :1])], dim=-1)  # bias input is 1
