@@ -229,3 +229,59 @@ def test_labels_from_data_are_shown_as_text(browser, xss_site):
         assert not tab.problems, tab.problems
     finally:
         tab.close()
+
+
+PLANE = """id => {
+    const view = window.explorerFigures.get(id).view;
+    for (const name of Object.keys(view._runtime.data)) {
+        let rows;
+        try { rows = view.data(name); } catch (e) { continue; }
+        if (rows.length > 100 && rows[0] && 'cell' in rows[0] && 'p' in rows[0]) return rows.map(d => [d.x, d.y, d.p, d.c]);
+    }
+    return null;
+}"""
+
+
+def test_playground_planes_are_the_stored_network(browser, site_url):
+    """The browser draws the decision boundary from the stored weights: it must equal torch's forward pass."""
+    import json
+    import urllib.request
+
+    import torch
+
+    from explorer.models.mlp import RunConfig, build_mlp
+
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url + "curriculum/backprop/")
+        tab.wait_for_figures()
+        figure = tab.page.locator("figure#fig-backprop-playground")
+        for choice in ({}, {"layers": "3", "activation": "relu", "output": "softmax-ce"}):
+            for name, value in choice.items():
+                figure.locator(f".explorer-figure__controls select[name={name}]").select_option(value)
+                tab.wait_for_figures()
+            tab.page.wait_for_timeout(200)
+            plane = tab.page.evaluate(PLANE, "backprop-playground")
+            assert plane, "no plane dataset in the playground view"
+            source = figure.get_attribute("data-source")
+            payload = json.load(urllib.request.urlopen(source))
+            cfg = payload["cfg"][0]
+            run = RunConfig(dataset=cfg["dataset"], layers=cfg["L"], width=cfg["W"], activation=cfg["act"],
+                            output="sigmoid-mse" if cfg["out"] == 1 else "softmax-ce", batch="full", regularization="none")
+            model = build_mlp(run).double()
+            step = plane[0][3]
+            weights = next(row["w"] for row in payload["net"] if row["c"] == step)
+            linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+            with torch.no_grad():
+                for layer, flat in zip(linears, weights):
+                    matrix = torch.tensor(flat, dtype=torch.float64).reshape(layer.out_features, layer.in_features + 1) / 1000
+                    layer.weight.copy_(matrix[:, :-1])
+                    layer.bias.copy_(matrix[:, -1])
+                xy = torch.tensor([[x, y] for x, y, _, _ in plane], dtype=torch.float64)
+                logits = model(xy)
+                expected = torch.sigmoid(logits[:, 0]) if cfg["out"] == 1 else torch.softmax(logits, -1)[:, 1]
+            drawn = torch.tensor([p for _, _, p, _ in plane], dtype=torch.float64)
+            assert torch.allclose(drawn, expected, atol=1e-6), (choice, (drawn - expected).abs().max())
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
