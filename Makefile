@@ -7,6 +7,7 @@ STAMP   := $(VENV)/.installed
 BUNDLE  := docs/assets/vendor/vega-bundle.js
 CHROMIUM ?= /usr/bin/chromium
 SCALE   ?= full
+export NO_MKDOCS_2_WARNING := 1  # mkdocs-material prints an end-of-life banner on every build
 ARGS    := $(if $(FORCE),--force) $(if $(MODEL),--model $(MODEL)) $(if $(ONLY),--only $(ONLY)) --scale $(SCALE)
 
 .PHONY: setup figures check serve site test bench browser clean
