@@ -61,7 +61,15 @@ def digits_projections(ctx: FigureContext) -> alt.Chart:
             ctx.claim(f"{row['key']}_knn_{when}", row["knn"])
             if "trust" in row:
                 ctx.claim(f"{row['key']}_trust_{when}", row["trust"])
+    pca_rows = [row for row in scores if row["key"] == "pca"]
+    peak = max(pca_rows, key=lambda row: row["trust"])
+    ctx.claim("pca_trust_peak", peak["trust"])
+    ctx.claim("pca_trust_peak_step", peak["step"])
     ctx.claim("points", points)
+    ctx.claim("units", features.shape[1])
+    ctx.claim("trust_neighbours", TRUST_NEIGHBOURS)
+    ctx.claim("knn_neighbours", KNN_NEIGHBOURS)
+    ctx.claim("chance", 1 / len(np.unique(labels)))
     ctx.claim("trained_step", shown[-1])
     ctx.claim("val_accuracy", trained.history[-1]["val_accuracy"])
 
@@ -80,13 +88,13 @@ def digits_projections(ctx: FigureContext) -> alt.Chart:
         views.append(
             base.mark_circle(size=16, opacity=0.85, clip=True)
             .encode(
-                x=alt.X(f"{method[0]}x:Q", axis=None, scale=alt.Scale(domain=[-2.6, 2.6], nice=False)),
-                y=alt.Y(f"{method[0]}y:Q", axis=None, scale=alt.Scale(domain=[-2.6, 2.6], nice=False)),
+                x=alt.X(f"{method[0]}x:Q", axis=None, scale=alt.Scale(domain=[-2.4, 2.4], nice=False)),
+                y=alt.Y(f"{method[0]}y:Q", axis=None, scale=alt.Scale(domain=[-2.4, 2.4], nice=False)),
                 color=alt.when(chosen).then(alt.Color("d:N", title="digit", scale=alt.Scale(scheme="category10"))).otherwise(alt.value("#d0d0d0")),
                 tooltip=[alt.Tooltip("d:N", title="digit"), alt.Tooltip("i:Q", title="validation index")],
             )
             .add_params(brush)
-            .properties(width=210, height=210, title=METHOD_LABELS[method])
+            .properties(width=185, height=185, title=METHOD_LABELS[method])
         )
 
     score_frame = pd.DataFrame(scores)
@@ -103,7 +111,7 @@ def digits_projections(ctx: FigureContext) -> alt.Chart:
         tooltip=["method:N", "step:O", alt.Tooltip("knn:Q", format=".3f")],
     )
     scores_row = alt.hconcat(
-        alt.layer(trust_line, marker).properties(width=300, height=170, title="What each projection keeps"),
-        alt.layer(knn_line, marker).properties(width=300, height=170, title="Can the classes be read off it?"),
+        alt.layer(trust_line, marker).properties(width=240, height=160, title="What each projection keeps"),
+        alt.layer(knn_line, marker).properties(width=240, height=160, title="Can the classes be read off it?"),
     )
     return alt.vconcat(alt.hconcat(*views), scores_row).add_params(checkpoint).resolve_scale(color="independent")

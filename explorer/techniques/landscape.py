@@ -114,23 +114,30 @@ def surface_minimum(surface: Surface) -> tuple[float, tuple[float, float]]:
     return float(surface.loss(point.detach())), tuple(point.detach().tolist())
 
 
-def make_optimizer(name: str, params: Sequence[Tensor], lr: float, momentum: float) -> torch.optim.Optimizer:
-    """SGD with `momentum` (0 is plain SGD), or Adam with beta1 = `momentum` and beta2 = 0.999."""
+def make_optimizer(name: str, params: Sequence[Tensor], lr: float, momentum: float, beta2: float = 0.999) -> torch.optim.Optimizer:
+    """SGD with `momentum` (0 is plain SGD), or Adam with beta1 = `momentum` and `beta2`."""
     check_choice("optimizer", name, OPTIMIZERS)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum)
-    return torch.optim.Adam(params, lr=lr, betas=(momentum, 0.999))
+    return torch.optim.Adam(params, lr=lr, betas=(momentum, beta2))
 
 
 def run_optimizer(
-    surface: Surface, optimizer: str, lr: float, momentum: float, start: Sequence[float], steps: int, blow_up: float = 100.0
+    surface: Surface,
+    optimizer: str,
+    lr: float,
+    momentum: float,
+    start: Sequence[float],
+    steps: int,
+    blow_up: float = 100.0,
+    beta2: float = 0.999,
 ) -> Float[np.ndarray, "points 3"]:
     """The real trajectory of `optimizer` from `start`: rows (x, y, loss) before each step.
 
     Stops early (fewer than steps + 1 rows) once a coordinate leaves [-blow_up, blow_up]: the run diverged.
     """
     theta = nn.Parameter(torch.tensor(start, dtype=torch.float64))
-    opt = make_optimizer(optimizer, [theta], lr, momentum)
+    opt = make_optimizer(optimizer, [theta], lr, momentum, beta2)
     rows = []
     for step in range(steps + 1):
         loss = surface.loss(theta)
