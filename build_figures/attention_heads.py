@@ -64,12 +64,12 @@ def heads_viewer(ctx: FigureContext) -> alt.Chart:
             ctx.asset(f"attn/{name}--{kind}.json", attention_payload(model, tokens, prompts.token_strings(model, tokens[0])))
             runs.append(f"{name}--{kind}")
             labels.append(f"{name}: {PROMPT_LABELS[kind]}")
-    default = "attn-only-2l--repeat" if "attn-only-2l--repeat" in runs else runs[0]
+    default = "induction-2l--repeat" if "induction-2l--repeat" in runs else runs[0]
     ctx.claim("runs", len(runs))
 
     attn, strip_data = alt.Data(name="attn"), alt.Data(name="tokens")
     pick = alt.selection_point(name="pick", fields=["l", "h"], on="click", value=[{"l": 0, "h": 0}], clear=False)
-    query = alt.selection_point(name="query", fields=["q"], on="pointerover", value=[{"q": 0}], clear=False)
+    query = alt.selection_point(name="query", fields=["q"], on="pointerover", value=[{"q": 24}], clear=False)  # a token of the second copy
     blues = alt.Scale(scheme="blues", domain=[0, 1])
 
     overview = (
@@ -142,7 +142,7 @@ def score_table(ctx: FigureContext, name: str) -> pd.DataFrame:
 
 def top_head(table: pd.DataFrame, kind: str) -> tuple[str, float]:
     best = table.loc[table[kind].idxmax()]
-    return f"L{int(best.layer)}H{int(best.head)}", float(best[kind])
+    return f"L{int(best['layer'])}H{int(best['head'])}", float(best[kind])
 
 
 @figure(
@@ -169,11 +169,22 @@ def heads_wiki(ctx: FigureContext) -> alt.Chart:
             head, score = top_head(rows, kind)
             ctx.claim(f"{key}_{kind}_head", head)
             ctx.claim(f"{key}_{kind}_max", score)
+        ctx.claim(f"{key}_induction_heads_over_half", int((rows.induction > 0.5).sum()))
+    text_models = [name for name in names if prompts.reads_text(name)]
+    if text_models:
+        text_rows = table[table.model.isin(text_models)]
+        ctx.claim("text_models_best_induction", float(text_rows.induction.max()))
+        ctx.claim("text_models_best_previous_token", float(text_rows.previous_token.max()))
+    return wiki_chart(table, names)
+
+
+def wiki_chart(table: pd.DataFrame, names: list[str]) -> alt.Chart:
+    """Small heatmaps: one row of four (one per kind) for each model."""
     long = table.melt(id_vars=["model", "layer", "head"], value_vars=list(heads.HEAD_KINDS), var_name="kind", value_name="score")
     long["kind"] = long["kind"].map(KIND_LABELS)
     long["score"] = long["score"].round(3)
 
-    threshold = alt.param(name="threshold", value=0.5, bind=alt.binding_range(min=0, max=1, step=0.05, name="dim heads scoring below "))
+    threshold = alt.param(name="threshold", value=0.2, bind=alt.binding_range(min=0, max=1, step=0.05, name="dim heads scoring below "))
     base = alt.Chart(long).encode(x=alt.X("head:O", title="head"), y=alt.Y("layer:O", title="layer"))
     cells = base.mark_rect().encode(
         color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), title="score"),
@@ -182,15 +193,15 @@ def heads_wiki(ctx: FigureContext) -> alt.Chart:
     )
     numbers = base.mark_text(fontSize=10).encode(
         text=alt.Text("score:Q", format=".2f"),
-        color=alt.condition("datum.score > 0.6", alt.value("black"), alt.value("white")),
+        color=alt.condition("datum.score >= threshold && datum.score <= 0.6", alt.value("white"), alt.value("black")),
     )
     return (
         alt.layer(cells, numbers)
-        .properties(width=alt.Step(34), height=alt.Step(22))
+        .properties(width=alt.Step(34), height=66)
         .add_params(threshold)
         .facet(
             row=alt.Row("model:N", title=None, sort=names, header=alt.Header(labelAngle=0, labelAlign="left")),
             column=alt.Column("kind:N", title=None, sort=list(KIND_LABELS.values())),
         )
-        .resolve_scale(y="independent", x="independent")
+        .resolve_scale(y="independent")
     )

@@ -67,3 +67,39 @@ def test_no_target_gives_nan():
 def test_unknown_kind_is_named():
     with pytest.raises(UnknownName, match="unknown head kind 'copy'.*induction"):
         heads.detection_pattern("copy", torch.tensor([1, 2, 3]))
+
+
+def test_head_wiki_finds_the_induction_head_in_the_second_layer(smoke_claims):
+    claims = smoke_claims("heads-wiki")
+    assert claims["induction_2l_induction_head"].startswith("L1")
+    one_layer_best = max(claims["attn_only_1l_induction_max"], claims["gelu_1l_induction_max"])
+    assert claims["induction_2l_induction_max"] > one_layer_best + 0.1
+
+
+def test_viewer_has_a_file_per_model_and_prompt(smoke, smoke_claims):
+    assert smoke_claims("heads-viewer")["runs"] == 5 * 3 + 1
+    spec = smoke.spec("heads-viewer")
+    control = spec["usermeta"]["explorer"]["controls"][0]
+    for run in control["options"]:
+        assert (smoke.path("heads-viewer") / "attn" / f"{run}.json").exists()
+
+
+def test_unprintable_token_text_is_escaped():
+    from explorer.techniques.prompts import printable
+
+    assert printable("a\x13b") == "a\\x13b"
+    assert printable("x·⏎") == "x·⏎"
+
+
+def test_code_models_score_below_the_induction_model(smoke_claims):
+    claims = smoke_claims("heads-wiki")
+    assert claims["text_models_best_induction"] < claims["induction_2l_induction_max"]
+    assert 0.0 <= claims["text_models_best_previous_token"] <= 1.0
+    assert claims["induction_2l_induction_heads_over_half"] >= 0
+
+
+def test_a_prompt_the_model_cannot_read_is_named():
+    from explorer.techniques.prompts import prompt_tokens
+
+    with pytest.raises(UnknownName, match="unknown prompt 'code'; known: repeat"):
+        prompt_tokens(None, "induction-2l", "code")

@@ -39,3 +39,24 @@ def test_direct_logit_attribution_adds_up_to_the_logit(tiny_model):
 def test_stage_labels():
     assert lens.resid_labels(2) == ["embed", "after L0", "after L1"]
     assert lens.resid_hook_names(1) == ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"]
+
+
+def test_logit_lens_figure_claims(smoke_claims):
+    claims = smoke_claims("residual-logit-lens")
+    assert claims["final_stage_max_gap"] < 1e-4
+    for key, value in claims.items():
+        if "_top1_" in key:
+            assert 0.0 <= value <= 1.0, key
+    assert claims["attn_only_2l_top1_final"] >= claims["attn_only_2l_top1_embed"]
+
+
+def test_dla_figure_adds_up_and_credits_a_second_layer_head_on_repeats(smoke_claims):
+    claims = smoke_claims("residual-dla")
+    assert claims["max_sum_error"] < 1e-3
+    assert claims["induction_2l_repeat_top_component"].startswith("L1H")
+    assert claims["induction_2l_repeat_top_push"] > claims["induction_2l_repeat_layer0_max_abs_push"]
+
+
+def test_logit_lens_sees_induction_only_after_the_last_block(smoke_claims):
+    claims = smoke_claims("residual-logit-lens")
+    assert claims["induction_2l_repeat_p_final"] > claims["induction_2l_repeat_p_before_last_block"]

@@ -58,3 +58,34 @@ def test_resampling_from_the_same_text_changes_nothing(pair):
 def test_unknown_ablation_is_named(pair):
     with pytest.raises(UnknownName, match="unknown ablation 'noise'.*mean, resample, zero"):
         patching.ablate_heads(tiny(), pair[0], "noise", pair[0])
+
+
+MODELS = ("attn_only_1l", "attn_only_2l", "attn_only_3l", "gelu_1l", "gelu_2l", "induction_2l")
+SWEPT_AT_SMOKE = ("attn_only_2l", "induction_2l")
+
+
+def test_patching_figure_endpoints_recover_everything(smoke_claims):
+    claims = smoke_claims("patching-resid")
+    for key in SWEPT_AT_SMOKE:
+        assert claims[f"{key}_last_stage_last_pos"] == pytest.approx(1.0, abs=1e-3), key
+        assert claims[f"{key}_embed_altered_pos"] == pytest.approx(1.0, abs=1e-3), key
+    assert claims["induction_2l_clean_logit_diff"] > 0 > claims["induction_2l_corrupt_logit_diff"]
+    assert claims["induction_2l_altered_pos_before_last_block"] > 0.5  # layer 0 leaves the answer where it was
+
+
+def test_head_patching_singles_out_a_second_layer_head_of_the_induction_model(smoke_claims):
+    claims = smoke_claims("patching-heads")
+    assert claims["induction_2l_top_head"].startswith("L1")
+    assert claims["induction_2l_top_head_recovered"] > 0.1
+    assert claims["induction_2l_top_layer_sum"] >= claims["induction_2l_top_head_recovered"] - 0.2
+
+
+def test_ablation_claims(smoke_claims):
+    claims = smoke_claims("patching-ablation")
+    for key in MODELS:
+        assert claims[f"{key}_clean_loss"] > 0
+        for method in patching.ABLATIONS:
+            assert claims[f"{key}_{method}_top_head"].startswith("L")
+    assert claims["induction_2l_zero_top_increase"] > 0.05
+    assert claims["induction_2l_mean_top_induction_head"].startswith("L1")
+    assert claims["induction_2l_mean_top_induction_head_increase"] <= claims["induction_2l_mean_top_increase"]

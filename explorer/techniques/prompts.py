@@ -13,7 +13,7 @@ from jaxtyping import Int
 from explorer import models
 from explorer.data import corpus
 from explorer.errors import check_choice
-from explorer.models import tokenizer as zoo_tokenizers
+from explorer.models.tokenizer import token_strings as visible_token_strings
 from explorer.techniques.heads import repeated_random_tokens
 
 TEXT_PROMPTS = {
@@ -54,19 +54,24 @@ def prompt_kinds(name: str) -> list[str]:
 
 
 def start_tokens(model) -> list[int]:
-    eos = getattr(model.tokenizer, "eos_token_id", None)
-    return [eos] if eos is not None else []
+    """[end-of-text id] when the vocabulary really has that token, else [] (the bridge maps a missing
+    one onto an ordinary symbol, as for induction-2l, which never sees a start token in training)."""
+    tok = model.tokenizer
+    eos = getattr(tok, "eos_token_id", None)
+    return [eos] if eos is not None and tok.convert_ids_to_tokens(eos) == tok.eos_token else []
 
 
 def prompt_tokens(model, name: str, kind: str, seed: int = 0) -> Int[torch.Tensor, "1 pos"]:
-    """One prompt of the given kind, as token ids on the model's device."""
+    """One prompt of the given kind, as token ids on the model's device (cut to the context length)."""
     check_choice("prompt", kind, prompt_kinds(name))
+    start = start_tokens(model)
     if kind == "repeat":
         generator = torch.Generator().manual_seed(seed)
-        ids = repeated_random_tokens(1, REPEAT_HALF, sampling_vocab(model), generator, start_tokens(model))
+        half = min(REPEAT_HALF, (model.cfg.n_ctx - len(start)) // 2)
+        ids = repeated_random_tokens(1, half, sampling_vocab(model), generator, start)
     else:
-        ids = torch.tensor([start_tokens(model) + model.tokenizer.encode(TEXT_PROMPTS[kind], add_special_tokens=False)])
-    return ids.to(model.cfg.device)
+        ids = torch.tensor([start + model.tokenizer.encode(TEXT_PROMPTS[kind], add_special_tokens=False)])
+    return ids[:, : model.cfg.n_ctx].to(model.cfg.device)
 
 
 def sampling_vocab(model) -> list[int]:
@@ -76,8 +81,17 @@ def sampling_vocab(model) -> list[int]:
 
 
 def token_strings(model, ids) -> list[str]:
-    """Each token on its own, whitespace made visible (· space, ⏎ newline, → tab)."""
-    return zoo_tokenizers.token_strings(model.tokenizer, [int(i) for i in ids])
+    """Each token on its own, whitespace made visible (· space, ⏎ newline, → tab).
+
+    A byte-level token that is only part of a character decodes to '�'; it is shown by id instead.
+    Other unprintable characters (control bytes) are written as escapes such as \\x13."""
+    ids = [int(i) for i in ids]
+    texts = visible_token_strings(model.tokenizer, ids)
+    return [f"#{i}" if "\ufffd" in text else printable(text) for i, text in zip(ids, texts)]
+
+
+def printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def heldout_tokens(ctx, model, name: str, n: int, length: int) -> Int[torch.Tensor, "n length"]:
