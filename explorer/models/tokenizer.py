@@ -5,6 +5,7 @@ Both are Hugging Face `tokenizers` objects wrapped as `PreTrainedTokenizerFast`,
 TransformerBridge expects (`bridge.to_str_tokens`, `bridge.to_string`).
 """
 
+from functools import cache
 from typing import Any
 
 import torch
@@ -33,6 +34,7 @@ def train_bpe(text_files: list[str], vocab_size: int) -> Tokenizer:
     return tok
 
 
+@cache
 def corpus_tokens(vocab_size: int, max_files: int | None = None) -> dict[str, Any]:
     """The trained tokenizer (JSON) and both corpus splits as token ids, cached.
 
@@ -60,10 +62,12 @@ def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=END_OF_FILE if tok.token_to_id(END_OF_FILE) is not None else None)
 
 
+@cache
 def bpe_tokenizer(vocab_size: int, max_files: int | None = None) -> PreTrainedTokenizerFast:
     return wrap(Tokenizer.from_str(corpus_tokens(vocab_size, max_files)["tokenizer_json"]))
 
 
+@cache
 def symbol_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
     """Word-level tokenizer for the synthetic task: token i is written `t{i}`, separated by spaces."""
     tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab_size)}, unk_token="t0"))

@@ -4,6 +4,7 @@ Training goes through the TransformerBridge's own forward pass (the same hooked 
 articles later inspect), so the weights a figure reads are exactly the weights that were trained.
 """
 
+import contextlib
 import copy
 import math
 import time
@@ -33,6 +34,21 @@ class TrainingRun:
     tokens_seen: int = 0
     heldout_loss: float = math.nan
     train_seconds: float = 0.0  # wall time of the training loop (report only: never drawn)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int, device: torch.device | str):
+    """Run small models on `n` CPU threads: past one thread, sync overhead costs more than it saves
+    at these sizes, and it collapses when other processes share the cores."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def build_bridge(arch: dict[str, Any], tokenizer=None, device: torch.device | str | None = None) -> TransformerBridge:
@@ -70,6 +86,11 @@ def train(
     device: torch.device | str = "cpu",
 ) -> TrainingRun:
     """Train with AdamW; log `evaluate(model)` every `log_every` steps and keep a checkpoint every `checkpoint_every`."""
+    with cpu_threads(1, device):
+        return _train(arch, batches, steps, lr, warmup, seed, log_every, checkpoint_every, evaluate, weight_decay, device)
+
+
+def _train(arch, batches, steps, lr, warmup, seed, log_every, checkpoint_every, evaluate, weight_decay, device) -> TrainingRun:
     model = build_bridge({**arch, "seed": seed}, device=device)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))

@@ -7,6 +7,7 @@ trained on the synthetic repeated-tokens task (see explorer.data.induction_task)
 Two scales: "full" is what the site publishes, "smoke" trains in seconds for the tests.
 """
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from explorer.cache import cached
 from explorer.data import corpus, induction_task
 from explorer.errors import check_choice
 from explorer.models import tokenizer as tokenizers
-from explorer.models import training
+from explorer.models import recipes, training
 from explorer.models.training import TrainingRun
 
 Scale = Literal["full", "smoke"]
@@ -50,14 +51,14 @@ ZOO: dict[str, ZooEntry] = {
 
 # Sizes per dataset and scale. Full scale: the whole zoo trains in about ten minutes on two CPU cores.
 _SIZES: dict[tuple[Dataset, Scale], dict[str, Any]] = {
-    ("stdlib", "full"): dict(d_model=128, n_heads=4, n_ctx=128, d_vocab=2048, batch=16, steps=700, lr=3e-3, warmup=50,
-                             log_every=25, checkpoint_every=70, eval_windows=64, max_files=None),
+    ("stdlib", "full"): dict(d_model=128, n_heads=4, n_ctx=128, d_vocab=2048, batch=16, steps=500, lr=3e-3, warmup=30,
+                             log_every=20, checkpoint_every=50, eval_windows=64, max_files=None),
     ("stdlib", "smoke"): dict(d_model=32, n_heads=2, n_ctx=32, d_vocab=300, batch=8, steps=30, lr=3e-3, warmup=5,
                               log_every=10, checkpoint_every=10, eval_windows=8, max_files=12),
-    ("induction", "full"): dict(d_model=64, n_heads=4, n_ctx=64, d_vocab=128, batch=64, steps=1500, lr=1e-3, warmup=50,
-                                log_every=25, checkpoint_every=25, eval_windows=128, min_period=6, max_period=32),
-    ("induction", "smoke"): dict(d_model=32, n_heads=4, n_ctx=32, d_vocab=32, batch=32, steps=400, lr=3e-3, warmup=20,
-                                 log_every=20, checkpoint_every=20, eval_windows=64, min_period=4, max_period=16),
+    ("induction", "full"): dict(d_model=64, n_heads=4, n_ctx=64, d_vocab=128, batch=32, steps=600, lr=3e-3, warmup=30,
+                                log_every=15, checkpoint_every=15, eval_windows=128, min_period=6, max_period=30),
+    ("induction", "smoke"): dict(d_model=32, n_heads=4, n_ctx=32, d_vocab=64, batch=32, steps=400, lr=5e-3, warmup=20,
+                                 log_every=20, checkpoint_every=20, eval_windows=64, min_period=4, max_period=12),
 }
 SEED = 0
 
@@ -100,11 +101,14 @@ def config(name: str, scale: Scale = "full") -> dict[str, Any]:
 
 
 def tokenizer(name: str, scale: Scale = "full"):
-    """The Hugging Face tokenizer of a zoo model (decode ids with `tokenizer.decode` / token_strings)."""
+    """The Hugging Face tokenizer of a zoo model (decode ids with `tokenizer.decode` / token_strings).
+
+    A fresh copy each time: TransformerBridge adjusts the tokenizer it is given.
+    """
     cfg = config(name, scale)
     if cfg["data"]["dataset"] == "induction":
-        return tokenizers.symbol_tokenizer(cfg["arch"]["d_vocab"])
-    return tokenizers.bpe_tokenizer(cfg["arch"]["d_vocab"], cfg["data"]["max_files"])
+        return copy.deepcopy(tokenizers.symbol_tokenizer(cfg["arch"]["d_vocab"]))
+    return copy.deepcopy(tokenizers.bpe_tokenizer(cfg["arch"]["d_vocab"], cfg["data"]["max_files"]))
 
 
 def token_strings(name: str, ids, scale: Scale = "full") -> list[str]:
@@ -118,21 +122,13 @@ def heldout_tokens(name: str, n: int, scale: Scale = "full") -> Int[Tensor, "n n
     stdlib models: evenly spaced windows of the held-out files. induction-2l: periodic rows drawn
     from a generator seeded apart from training.
     """
-    cfg = config(name, scale)
-    n_ctx = cfg["arch"]["n_ctx"]
-    if cfg["data"]["dataset"] == "induction":
-        d = cfg["data"]
-        g = torch.Generator().manual_seed(10_000 + d["seed"])
-        return induction_task.periodic_batch(n, n_ctx, cfg["arch"]["d_vocab"], d["min_period"], d["max_period"], g)
-    ids = tokenizers.corpus_tokens(cfg["arch"]["d_vocab"], cfg["data"]["max_files"])["heldout"].long()
-    starts = torch.linspace(0, len(ids) - n_ctx - 1, n).long()  # (n,)
-    return torch.stack([ids[s : s + n_ctx] for s in starts.tolist()])
+    return recipes.heldout_rows(config(name, scale), n)
 
 
 def training_run(name: str, scale: Scale = "full", device: torch.device | str = "cpu") -> TrainingRun:
     """Train (or read from the cache) a zoo model; returns weights, loss history and checkpoints."""
     cfg = config(name, scale)
-    return cached(f"zoo-{name}", cfg, lambda: _train(cfg, device), code=[_train, training, corpus, induction_task, tokenizers])
+    return cached(f"zoo-{name}", cfg, lambda: recipes.train_uncached(cfg, device), code=[recipes, training, corpus, induction_task, tokenizers])
 
 
 def load(name: str, scale: Scale = "full", device: torch.device | str | None = None, step: int | None = None) -> TransformerBridge:
@@ -152,29 +148,6 @@ def from_weights(name: str, weights: dict[str, Tensor], scale: Scale = "full", d
     model = training.build_bridge(cfg["arch"], tokenizer=tokenizer(name, scale), device=device)
     model.load_state_dict(weights)
     return model.eval()
-
-
-def _train(cfg: dict[str, Any], device) -> TrainingRun:
-    arch, train, data = cfg["arch"], cfg["train"], cfg["data"]
-    eval_rows = heldout_tokens(cfg["name"], train["eval_windows"], cfg["scale"]).to(device)
-
-    def evaluate(model: TransformerBridge) -> dict[str, float]:
-        return {"heldout_loss": training.next_token_loss(model(eval_rows), eval_rows).item()}
-
-    if data["dataset"] == "induction":
-        def batches(g: torch.Generator) -> Tensor:
-            return induction_task.periodic_batch(train["batch"], arch["n_ctx"], arch["d_vocab"], data["min_period"], data["max_period"], g)
-    else:
-        ids = tokenizers.corpus_tokens(arch["d_vocab"], data["max_files"])["train"].long()
-
-        def batches(g: torch.Generator) -> Tensor:
-            starts = torch.randint(0, len(ids) - arch["n_ctx"], (train["batch"],), generator=g)
-            return torch.stack([ids[s : s + arch["n_ctx"]] for s in starts.tolist()])  # (batch, n_ctx)
-
-    return training.train(
-        arch, batches, steps=train["steps"], lr=train["lr"], warmup=train["warmup"], seed=data["seed"],
-        log_every=train["log_every"], checkpoint_every=train["checkpoint_every"], evaluate=evaluate, device=device,
-    )
 
 
 def parameter_count(name: str, scale: Scale = "full") -> int:

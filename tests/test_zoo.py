@@ -1,0 +1,134 @@
+"""The model zoo and the single door `explorer.models.load`, on smoke-scale models and a tiny local checkpoint."""
+
+import pytest
+import torch
+
+from explorer import models
+from explorer.data import corpus, induction_task
+from explorer.errors import ModelUnavailable, UnknownName
+from explorer.models import hub, training, zoo
+
+
+def test_corpus_split_is_by_file_sorted_and_disjoint():
+    train, heldout = corpus.split_files("train"), corpus.split_files("heldout")
+    assert train and heldout
+    assert not set(train) & set(heldout)
+    assert list(corpus.stdlib_files()) == sorted(corpus.stdlib_files(), key=lambda p: p.name)
+    assert len(heldout) == -(-len(corpus.stdlib_files()) // corpus.HELDOUT_EVERY)
+    with pytest.raises(UnknownName, match="known: heldout, train"):
+        corpus.split_files("test")
+
+
+def test_periodic_batch_repeats_with_a_per_row_period():
+    rows = induction_task.periodic_batch(64, 40, 50, 4, 12, torch.Generator().manual_seed(0))
+    periods = []
+    for row in rows:
+        period = next(p for p in range(4, 13) if torch.equal(row[p:], row[:-p]))
+        periods.append(period)
+    assert len(set(periods)) > 3  # not one fixed period, which a positional head could exploit
+
+
+@pytest.fixture(scope="module")
+def attn2():
+    return models.load("attn-only-2l", scale="smoke")
+
+
+def test_zoo_model_exposes_classic_hook_names(attn2):
+    tokens = models.heldout_tokens("attn-only-2l", 2, scale="smoke")
+    logits, cache = attn2.run_with_cache(tokens)
+    cfg = zoo.config("attn-only-2l", "smoke")["arch"]
+    assert logits.shape == (2, cfg["n_ctx"], cfg["d_vocab"])
+    assert cache["blocks.1.attn.hook_pattern"].shape == (2, cfg["n_heads"], cfg["n_ctx"], cfg["n_ctx"])
+    assert "blocks.0.hook_resid_post" in cache and "blocks.1.attn.hook_z" in cache
+
+
+def test_training_lowers_heldout_loss_and_keeps_checkpoints():
+    run = models.training_run("gelu-1l", scale="smoke")
+    assert run.history[-1]["heldout_loss"] < run.history[0]["heldout_loss"] - 0.5
+    steps = [s for s, _ in run.checkpoints]
+    assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == zoo.config("gelu-1l", "smoke")["train"]["steps"]
+    assert run.tokens_seen == run.history[-1]["tokens"] > 0
+    first = models.load("gelu-1l", scale="smoke", step=0)
+    last = models.load("gelu-1l", scale="smoke")
+    assert not torch.equal(first.W_Q, last.W_Q)
+    with pytest.raises(UnknownName, match="checkpoint step"):
+        models.load("gelu-1l", scale="smoke", step=7)
+
+
+def test_cached_run_is_not_retrained(monkeypatch):
+    models.training_run("attn-only-1l", scale="smoke")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("retrained a cached model")
+
+    monkeypatch.setattr(training, "train", fail)
+    assert models.training_run("attn-only-1l", scale="smoke").tokens_seen > 0
+
+
+def test_token_strings_make_whitespace_visible():
+    tok = zoo.tokenizer("attn-only-1l", scale="smoke")
+    ids = tok.encode("def f(x):\n\treturn x")
+    shown = models.token_strings("attn-only-1l", ids, scale="smoke")
+    assert "".join(shown) == "def·f(x):⏎→return·x"
+    assert models.token_strings("induction-2l", [0, 5], scale="smoke") == ["t0", "t5"]
+
+
+def test_unknown_names_list_the_known_ones():
+    with pytest.raises(UnknownName, match="known: .*attn-only-2l.*gpt2"):
+        models.load("gpt-5")
+    with pytest.raises(UnknownName, match="known: full, smoke"):
+        zoo.config("gelu-1l", "medium")
+
+
+def _tiny_gpt2_in_hub_cache(root):
+    """A random-init GPT-2-architecture checkpoint laid out as the Hugging Face cache stores it."""
+    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    repo = root / "models--openai-community--gpt2"
+    snapshot = repo / "snapshots" / "0123456789abcdef"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123456789abcdef")
+    cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=64, bos_token_id=0, eos_token_id=0)
+    GPT2LMHeadModel(cfg).save_pretrained(snapshot)
+    words = Tokenizer(tok_models.WordLevel({f"w{i}": i for i in range(64)}, unk_token="w0"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=words, unk_token="w0").save_pretrained(snapshot)
+
+
+def test_hub_model_loads_from_the_local_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _tiny_gpt2_in_hub_cache(tmp_path)
+    model = models.load("gpt2", device="cpu")
+    logits, cache = model.run_with_cache(torch.tensor([[1, 2, 3, 4]]))
+    assert logits.shape == (1, 4, 64)
+    assert cache["blocks.1.attn.hook_pattern"].shape == (1, 2, 4, 4)
+
+
+def test_missing_hub_model_is_unavailable_not_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable, match="pythia-70m.*not in the local Hugging Face cache"):
+        models.load("pythia-70m")
+    assert "pythia-70m" in hub.HUB
+
+
+def test_reference_model_attention_paths_agree():
+    from explorer.models.reference import PlainTransformer
+
+    arch = zoo.config("gelu-1l", "smoke")["arch"]
+    fused = PlainTransformer(arch)
+    explicit = PlainTransformer(arch, fused_attention=False)
+    explicit.load_state_dict(fused.state_dict())
+    tokens = torch.randint(0, arch["d_vocab"], (2, arch["n_ctx"]))
+    assert torch.allclose(fused(tokens), explicit(tokens), atol=1e-5)
+
+
+def test_throughput_benchmark_reports_every_contender():
+    from explorer.models import benchmark
+
+    result = benchmark.throughput("attn-only-1l", scale="smoke", steps=1, rounds=1)
+    assert set(result["tokens_per_cpu_s"]) == {"transformer_lens", "tl_native_unhooked", "plain_pytorch", "plain_pytorch_explicit_attention"}
+    assert all(v > 0 for v in result["tokens_per_cpu_s"].values()) and result["transformer_lens_vs_plain"] > 0
