@@ -161,7 +161,7 @@ def dead_units(ctx: FigureContext) -> alt.Chart:
 
     accuracy = pd.DataFrame([{"regime": regime, "step": max(h["step"], 0), "accuracy": h["val_accuracy"]} for regime, run in runs.items() for h in run.history])
     layer = alt.param("layer", value="all", bind=alt.binding_select(options=["all", *LAYERS], labels=["all hidden units", *LAYERS.values()], name="Layer "))
-    highlight = alt.selection_point(fields=["regime"], bind="legend")
+    highlight = alt.selection_point(name="regime_pick", fields=["regime"], bind="legend")
     colour = alt.Color("regime:N", scale=alt.Scale(domain=list(REGIMES)), title="regime")
     opacity = alt.condition(highlight, alt.value(1.0), alt.value(0.15))
     step_axis = alt.X("step:Q", scale=alt.Scale(type="symlog", constant=10), title="training step")

@@ -24,7 +24,8 @@ from explorer.site.weights import page_weights
 
 PAGE_GOAL = 1_500_000
 RENDER_GOAL_S = 1.5
-COLD_ARTICLES = ("backprop",)  # rebuilt from an empty cache by default: issue-level budgets
+# Rebuilt from an empty model cache by default: the playground and the techniques chapter.
+COLD_ARTICLES = ("backprop", "activations", "weights", "features", "saliency", "loss_landscapes", "projections", "attention")
 
 
 def _time(command: list[str], env: dict | None = None, repeat: int = 3) -> list[float]:
@@ -102,18 +103,21 @@ def bench_render(site: Path, repeat: int = 3) -> None:
 
 
 def bench_models() -> None:
-    try:
-        from explorer.models import zoo
-    except ImportError:
-        return
-    if hasattr(zoo, "benchmark_training"):
-        for name, value in zoo.benchmark_training().items():
-            print(f"zoo: {name}: {value}")
+    from explorer.models.benchmark import throughput, zoo_training_time
+
+    timing = zoo_training_time()
+    print("model zoo, trained from scratch at full scale (one torch thread):")
+    for name, m in timing["models"].items():
+        print(f"  {name:16} {m['wall_s']:7.1f} s wall {m['cpu_s']:7.1f} s CPU {m['tokens']:>10,} tokens {m['tokens_per_s']:>8,} tokens/s")
+    print(f"  {'total':16} {timing['total_wall_s']:7.1f} s wall {timing['total_cpu_s']:7.1f} s CPU (goal: under 600 s)")
+    for name in ("gelu-2l", "attn-only-2l"):
+        print(f"training throughput, {name}: " + ", ".join(f"{k} {v}" for k, v in throughput(name).items()))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="explorer bench")
     parser.add_argument("--cold", nargs="*", default=list(COLD_ARTICLES), metavar="ARTICLE", help="articles to rebuild from an empty cache")
+    parser.add_argument("--no-zoo", action="store_true", help="skip training the model zoo from scratch")
     args = parser.parse_args(argv)
     bench_noop()
     bench_recorded()
@@ -123,5 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-d", str(site)], cwd=paths.REPO, check=True)
         bench_pages(site)
         bench_render(site)
-    bench_models()
+    if not args.no_zoo:
+        bench_models()
     return 0

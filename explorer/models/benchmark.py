@@ -75,7 +75,3 @@ def zoo_training_time(scale: zoo.Scale = "full") -> dict[str, Any]:
         "total_cpu_s": round(sum(m["cpu_s"] for m in per_model.values()), 1),
     }
 
-
-def benchmark_training(scale: zoo.Scale = "full") -> dict[str, Any]:
-    """Everything `make bench` reports about the zoo."""
-    return {"zoo_training": zoo_training_time(scale), "throughput": throughput(scale=scale)}
