@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from explorer.jsonio import significant
 from explorer.models.digits import load_digits_split, train_digits
 from explorer.pipeline import FigureContext, figure
 from explorer.techniques.landscape import (
@@ -31,18 +32,13 @@ HEAT_CELLS = 41
 OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam"}
 
 
-def sig3(values) -> list:
-    """Coordinates rounded to 3 significant digits: plenty for a plot, a third of the bytes."""
-    return [float(f"{v:.3g}") for v in np.asarray(values, dtype=float)]
-
-
 def surface_runs(name: str, start: str, lrs, momenta) -> dict:
     """Everything one (surface, start) choice draws: the heat map and every optimizer's path."""
     surface = SURFACES[name]
     minimum, _ = surface_minimum(surface)
     xs, ys, loss = surface_grid(surface, HEAT_CELLS)
     gx, gy = np.meshgrid(xs, ys, indexing="xy")
-    heat = [{"x": x, "y": y, "g": g} for x, y, g in zip(sig3(gx.ravel()), sig3(gy.ravel()), sig3(np.maximum(loss.ravel() - minimum, GAP_FLOOR)))]
+    heat = [{"x": x, "y": y, "g": g} for x, y, g in zip(significant(gx.ravel()), significant(gy.ravel()), significant(np.maximum(loss.ravel() - minimum, GAP_FLOOR)))]
     paths = []
     for optimizer in OPTIMIZER_LABELS:
         for lr in lrs:
@@ -50,8 +46,8 @@ def surface_runs(name: str, start: str, lrs, momenta) -> dict:
                 run = run_optimizer(surface, optimizer, lr, momentum, surface.starts[start], STEPS)
                 paths.append({
                     "o": optimizer, "r": lr, "m": momentum,
-                    "t": list(range(len(run))), "x": sig3(run[:, 0]), "y": sig3(run[:, 1]),
-                    "g": sig3(np.maximum(run[:, 2] - minimum, GAP_FLOOR)),
+                    "t": list(range(len(run))), "x": significant(run[:, 0]), "y": significant(run[:, 1]),
+                    "g": significant(np.maximum(run[:, 2] - minimum, GAP_FLOOR)),
                 })  # fmt: skip
     return {"heat": heat, "path": paths, "start": [dict(zip("xy", surface.starts[start]))]}
 
@@ -217,8 +213,8 @@ def digits_slice(ctx: FigureContext) -> alt.Chart:
         alphas, betas = torch.linspace(lo_a, hi_a, grid), torch.linspace(lo_b, hi_b, grid)
         losses = loss_slice(model, directions, alphas, betas, x_train, y_train)  # (n_beta, n_alpha)
         cell[plane] = (1.04 * (hi_a - lo_a) / (len(alphas) - 1) / 2, 1.04 * (hi_b - lo_b) / (len(betas) - 1) / 2)  # a little overlap: no seams
-        for i, b in enumerate(sig3(betas)):
-            for j, a in enumerate(sig3(alphas)):
+        for i, b in enumerate(significant(betas)):
+            for j, a in enumerate(significant(alphas)):
                 heat_rows.append({"p": plane, "a": a, "b": b, "loss": float(f"{losses[i, j]:.3g}")})
         for step, (a, b), loss in zip(trained.steps, coords, path_losses):
             path_rows.append({"p": plane, "step": step, "a": float(f"{a:.3g}"), "b": float(f"{b:.3g}"), "loss": float(f"{loss:.3g}")})

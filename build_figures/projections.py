@@ -5,16 +5,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from explorer.jsonio import significant
 from explorer.models.digits import load_digits_split, train_digits
 from explorer.pipeline import FigureContext, figure
 from explorer.techniques.projection import METHOD_LABELS, METHODS, align, knn_accuracy, normalize, penultimate_activations, project, trust
 
 TRUST_NEIGHBOURS = 10
 KNN_NEIGHBOURS = 5
-
-
-def sig3(values) -> list:
-    return [float(f"{v:.3g}") for v in np.asarray(values, dtype=float).ravel()]
 
 
 @figure(
@@ -75,7 +72,7 @@ def digits_projections(ctx: FigureContext) -> alt.Chart:
 
     rows = []
     for k in range(len(shown)):
-        columns = {f"{m[0]}{axis}": sig3(embeddings[k, m][:, j]) for m in METHODS for j, axis in enumerate("xy")}
+        columns = {f"{m[0]}{axis}": significant(embeddings[k, m][:, j]) for m in METHODS for j, axis in enumerate("xy")}
         for i in range(points):
             rows.append({"k": k, "i": i, "d": int(labels[i]), **{name: values[i] for name, values in columns.items()}})
 

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from explorer.jsonio import significant
 from explorer.models.digits import REGIMES, TrainedDigits, hidden_activations, load_digits_split, train_digits
 from explorer.pipeline import FigureContext, figure
 
@@ -18,10 +19,6 @@ def train_regimes(ctx: FigureContext) -> dict[str, TrainedDigits]:
     steps = ctx.pick(smoke=150, full=2000)
     keep = [s for s in CHECKPOINTS if s < steps] + [steps]
     return {name: train_digits("mlp", name, steps=steps, checkpoints=keep) for name in REGIMES}
-
-
-def sig3(values: np.ndarray) -> list[float]:
-    return [float(f"{v:.3g}") for v in np.asarray(values, dtype=float).ravel()]
 
 
 @figure(
@@ -89,7 +86,7 @@ def template_rows(weight: np.ndarray, post: np.ndarray, labels: np.ndarray) -> l
     rows = []
     for rank, unit in enumerate(order):
         tag = "dead" if dead[unit] else f"likes {preferred[unit]}"
-        rows.append({"rank": rank, "unit": int(unit), "label": f"#{unit} {tag}", "w": sig3(weight[unit])})
+        rows.append({"rank": rank, "unit": int(unit), "label": f"#{unit} {tag}", "w": significant(weight[unit])})
     return rows
 
 

@@ -56,6 +56,11 @@ def _figures(args: argparse.Namespace) -> int:
         for fid, fig in pipeline.discover().items():
             print(f"{fid}\t{fig.article}\t{fig.title}")
         return 0
+    if args.model is not None:
+        from explorer import models
+        from explorer.errors import check_choice
+
+        check_choice("model", args.model, models.known())
     if args.check:
         stale = pipeline.check(args.only, args.out)
         for fid in stale:

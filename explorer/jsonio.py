@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 SIGNIFICANT_DIGITS = 4
 
 
@@ -31,6 +33,11 @@ def round_floats(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
     if hasattr(obj, "item"):
         return round_floats(obj.item(), digits)
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def significant(values: Any, digits: int = 3) -> list:
+    """A flat list of floats rounded to `digits` significant digits: plenty for a plot, a third of the bytes."""
+    return round_floats(np.asarray(values, dtype=float).ravel().tolist(), digits)
 
 
 def dumps(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> str:

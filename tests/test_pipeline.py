@@ -152,6 +152,7 @@ def test_smoke_and_full_scales_differ(project, tmp_path):
         (["--only", "no-such-fig"], "unknown figure id 'no-such-fig'; known: alpha-fig, beta-fig"),
         (["--scale", "huge"], "invalid choice: 'huge'"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["--model", "gpt-5"], "unknown model 'gpt-5'; known: attn-only-1l, attn-only-2l"),
     ],
 )
 def test_bad_ids_and_options_exit_2_with_one_line(project, args, message):
