@@ -3,7 +3,6 @@
 import contextlib
 import fcntl
 import hashlib
-import logging
 import os
 import platform
 import shutil
@@ -26,7 +25,6 @@ from explorer.pipeline.hashing import input_hash
 from explorer.pipeline.registry import IMPORT_ERRORS, Figure, discover
 from explorer.pipeline.spec import externalize_datasets
 
-log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 TRACKED_VERSIONS = ("torch", "transformer-lens", "altair", "numpy", "scikit-learn", "captum", "transformers")
 

@@ -27,10 +27,6 @@ class Figure:
     inputs: tuple[str, ...] = ()  # extra files (repo-relative) whose content feeds the figure
     source: str = ""  # "file:line" of the producer, for error messages
 
-    @property
-    def where(self) -> str:
-        return self.source
-
 
 _REGISTRY: dict[str, Figure] = {}
 IMPORT_ERRORS: dict[str, str] = {}  # producer file -> one-line error; its figures are missing, others build
