@@ -18,21 +18,14 @@ from explorer.models.digits import (
     hidden_activations,
     load_digits_split,
     saturated_fraction,
-    train_digits,
+    train_regimes,
 )
 from explorer.pipeline import FigureContext, figure
 
-CHECKPOINTS = (0, 5, 10, 20, 40, 80, 160, 320, 640, 1000, 1500, 2000)  # dense early: units die fast
 LAYERS = {"act1": "hidden layer 1 (64 units)", "act2": "hidden layer 2 (32 units)"}
 BINS = 40
 PER_CLASS = 10  # validation digits of each class in the heat map
 MODEL = "MLP 64-64-32-10 on scikit-learn digits, trained in four regimes by explorer/models/digits.py"
-
-
-def train_regimes(ctx: FigureContext) -> dict[str, TrainedDigits]:
-    steps = ctx.pick(smoke=150, full=2000)
-    keep = [s for s in CHECKPOINTS if s < steps] + [steps]
-    return {name: train_digits("mlp", name, steps=steps, checkpoints=keep) for name in REGIMES}
 
 
 def validation_inputs(ctx: FigureContext) -> tuple[torch.Tensor, np.ndarray]:
@@ -76,7 +69,7 @@ def histogram_edges(regime: str, values: list[np.ndarray]) -> np.ndarray:
     model=MODEL,
 )
 def histograms(ctx: FigureContext) -> alt.Chart:
-    runs = train_regimes(ctx)
+    runs = train_regimes(ctx.scale)
     x, _ = validation_inputs(ctx)
     bars, notes = [], []
     for regime, run in runs.items():
@@ -136,7 +129,7 @@ def summary(regime: str, step: int, pre: np.ndarray, post: np.ndarray) -> str:
     model=MODEL,
 )
 def dead_units(ctx: FigureContext) -> alt.Chart:
-    runs = train_regimes(ctx)
+    runs = train_regimes(ctx.scale)
     x, _ = validation_inputs(ctx)
     rows = []
     for regime, run in runs.items():
@@ -201,7 +194,7 @@ def dead_units(ctx: FigureContext) -> alt.Chart:
     model=MODEL,
 )
 def heatmap(ctx: FigureContext) -> alt.Chart:
-    runs = train_regimes(ctx)
+    runs = train_regimes(ctx.scale)
     x, y = validation_inputs(ctx)
     picked = np.concatenate([np.flatnonzero(y == c)[:PER_CLASS] for c in range(10)])  # (100,) in class order
     for regime, run in runs.items():

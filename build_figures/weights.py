@@ -6,19 +6,12 @@ import pandas as pd
 import torch
 
 from explorer.jsonio import significant
-from explorer.models.digits import REGIMES, TrainedDigits, hidden_activations, load_digits_split, train_digits
+from explorer.models.digits import REGIMES, hidden_activations, load_digits_split, train_regimes
 from explorer.pipeline import FigureContext, figure
 
-CHECKPOINTS = (0, 5, 10, 20, 40, 80, 160, 320, 640, 1000, 1500, 2000)  # the activations article's runs, shared via the cache
 LAYERS = {"fc1": "layer 1 (64 x 64)", "fc2": "layer 2 (64 x 32)", "out": "output (32 x 10)"}
 BINS = 40
 MODEL = "MLP 64-64-32-10 on scikit-learn digits, trained in four regimes by explorer/models/digits.py"
-
-
-def train_regimes(ctx: FigureContext) -> dict[str, TrainedDigits]:
-    steps = ctx.pick(smoke=150, full=2000)
-    keep = [s for s in CHECKPOINTS if s < steps] + [steps]
-    return {name: train_digits("mlp", name, steps=steps, checkpoints=keep) for name in REGIMES}
 
 
 @figure(
@@ -33,7 +26,7 @@ def train_regimes(ctx: FigureContext) -> dict[str, TrainedDigits]:
     model=MODEL,
 )
 def templates(ctx: FigureContext) -> alt.Chart:
-    runs = train_regimes(ctx)
+    runs = train_regimes(ctx.scale)
     split = load_digits_split()
     x = torch.from_numpy(split.x_val).to(ctx.device)
     steps = runs["healthy"].steps
@@ -100,7 +93,7 @@ def template_rows(weight: np.ndarray, post: np.ndarray, labels: np.ndarray) -> l
     model=MODEL,
 )
 def histograms(ctx: FigureContext) -> alt.Chart:
-    runs = train_regimes(ctx)
+    runs = train_regimes(ctx.scale)
     rows = []
     for regime, run in runs.items():
         for layer in LAYERS:

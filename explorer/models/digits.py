@@ -256,6 +256,20 @@ def train_digits(
     return TrainedDigits(arch, regime, hidden, model.eval(), saved["checkpoints"], saved["history"])
 
 
+
+# The runs the activations and weights articles share (through the cache): one definition, so
+# both articles always show the same networks. Checkpoints are dense early: units die fast.
+REGIME_STEPS = {"smoke": 150, "full": 2000}
+REGIME_CHECKPOINTS = (0, 5, 10, 20, 40, 80, 160, 320, 640, 1000, 1500, 2000)
+
+
+def train_regimes(scale: str) -> dict[str, TrainedDigits]:
+    """The MLP trained in every regime at `scale`, with checkpoints at REGIME_CHECKPOINTS and the end."""
+    check_choice("scale", scale, REGIME_STEPS)
+    steps = REGIME_STEPS[scale]
+    keep = [s for s in REGIME_CHECKPOINTS if s < steps] + [steps]
+    return {name: train_digits("mlp", name, steps=steps, checkpoints=keep) for name in REGIMES}
+
 def _train(arch, regime_name, steps, seed, keep, hidden, batch_size, log_every, split_seed) -> dict:
     regime = get_regime(regime_name)
     x_train, y_train, x_val, y_val = load_digits_split(split_seed).tensors()
