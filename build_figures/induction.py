@@ -14,7 +14,7 @@ import torch
 from explorer import models
 from explorer.cache import cached
 from explorer.data import induction_task
-from explorer.models import training, zoo
+from explorer.models import fused_attention, training, zoo
 from explorer.pipeline import FigureContext, figure
 from explorer.techniques import induction
 
@@ -388,7 +388,7 @@ def sweep_run(scale: str, layers: int, heads: int, width: int, seed: int) -> dic
             "train_seconds": run.train_seconds,
         }
 
-    return cached("induction-sweep", config, build, code=[training, induction, induction_task])
+    return cached("induction-sweep", config, build, code=[training, fused_attention, induction, induction_task])
 
 
 @figure(

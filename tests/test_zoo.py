@@ -130,5 +130,5 @@ def test_throughput_benchmark_reports_every_contender():
     from explorer.models import benchmark
 
     result = benchmark.throughput("attn-only-1l", scale="smoke", steps=1, rounds=1)
-    assert set(result["tokens_per_cpu_s"]) == {"transformer_lens", "tl_native_unhooked", "plain_pytorch", "plain_pytorch_explicit_attention"}
+    assert set(result["tokens_per_cpu_s"]) == {"transformer_lens", "transformer_lens_explicit_attention", "plain_pytorch", "plain_pytorch_explicit_attention"}
     assert all(v > 0 for v in result["tokens_per_cpu_s"].values()) and result["transformer_lens_vs_plain"] > 0

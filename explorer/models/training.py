@@ -18,6 +18,8 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.model_bridge.sources import native  # noqa: F401  (attaches TransformerBridge.boot_native)
 
+from explorer.models.fused_attention import use_fused_attention
+
 BatchFn = Callable[[torch.Generator], Int[Tensor, "batch pos"]]
 EvalFn = Callable[[TransformerBridge], dict[str, float]]
 
@@ -51,8 +53,11 @@ def cpu_threads(n: int, device: torch.device | str):
 
 
 def build_bridge(arch: dict[str, Any], tokenizer=None, device: torch.device | str | None = None) -> TransformerBridge:
-    """A randomly initialised TL-native transformer; `arch` holds TransformerBridgeConfig fields."""
-    return TransformerBridge.boot_native(dict(arch), tokenizer=tokenizer, device=device)
+    """A randomly initialised TL-native transformer; `arch` holds TransformerBridgeConfig fields.
+
+    Attention is fused while no hook reads the pattern (training), explicit when one does (analysis).
+    """
+    return use_fused_attention(TransformerBridge.boot_native(dict(arch), tokenizer=tokenizer, device=device))
 
 
 def next_token_loss(logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"], per_token: bool = False) -> Tensor:
