@@ -119,7 +119,8 @@ def heads_viewer(ctx: FigureContext) -> alt.Chart:
     )
     chart = alt.vconcat(alt.hconcat(overview, detail), strip)
     return chart.properties(usermeta={"explorer": {
-        "controls": [{"name": "run", "label": "Model and prompt", "options": runs, "labels": labels, "default": default}],
+        "controls": [{"name": "run", "label": "Model and prompt", "options": runs, "labels": labels, "default": default,
+                      "fresh": True}],  # models differ in layers and heads: a kept pick could point at no head
         "source": {"url": "attn/{run}.json", "datasets": ["attn", "tokens"]},
     }})
 

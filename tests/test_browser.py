@@ -176,6 +176,29 @@ def test_figures_render_after_instant_navigation_and_palette_switch(browser, sit
         tab.close()
 
 
+def test_a_fresh_control_puts_clicked_selections_back_to_their_defaults(browser, site_url):
+    """heads-viewer: a head picked in one model must not stay picked in a model that lacks it."""
+    tab = Tab(browser, site_url)
+    pick = "() => window.explorerFigures.get('heads-viewer').view.data('pick_store').map(t => t.values)"
+    try:
+        tab.page.goto(site_url + "interpretability/attention_heads/")
+        tab.wait_for_figures()
+        default = tab.page.evaluate(pick)
+        assert default == [[0, 0]]
+        tab.page.evaluate("""async () => {
+            const view = window.explorerFigures.get('heads-viewer').view;
+            const [tuple] = view.data('pick_store');
+            await view.data('pick_store', [{...tuple, values: [1, 3]}]).runAsync(); }""")
+        assert tab.page.evaluate(pick) == [[1, 3]]
+        control = tab.page.locator("figure[data-figure=heads-viewer] .explorer-figure__controls select")
+        control.select_option(next(v for v in control.evaluate("s => [...s.options].map(o => o.value)") if v.startswith("attn-only-1l")))
+        tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
+        assert tab.page.evaluate(pick) == default
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
+
+
 XSS = "<script>alert(1)</script>"
 XSS_PRODUCER = f'''
 import altair as alt

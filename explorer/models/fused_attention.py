@@ -10,7 +10,6 @@ falls back to eager when asked for attention weights. Every other hook (q, k, v,
 residual stream) fires as before.
 """
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
@@ -31,7 +30,7 @@ def _observed(hook: HookPoint) -> bool:
 class FusedWhenUnobservedAttention(NativeAttention):
     """NativeAttention that skips building the pattern when no hook would read it."""
 
-    pattern_hooks: tuple[HookPoint, ...]  # set by use_fused_attention; a plain tuple, not submodules
+    pattern_hooks: tuple[HookPoint, ...]  # set by use_fused_attention
 
     def _can_fuse(self, attention_mask) -> bool:
         plain = attention_mask is None and self.rotary is None and self.causal  # position_ids only matter to rotary
@@ -56,5 +55,5 @@ def use_fused_attention(bridge: TransformerBridge) -> TransformerBridge:
         if not isinstance(native, NativeAttention):
             raise TypeError(f"use_fused_attention needs a TL-native model; {block.attn.name} wraps {type(native).__name__}")
         native.__class__ = FusedWhenUnobservedAttention
-        object.__setattr__(native, "pattern_hooks", (block.attn.hook_pattern, block.attn.hook_attn_scores))
+        native.pattern_hooks = (block.attn.hook_pattern, block.attn.hook_attn_scores)  # a tuple: not registered as submodules
     return bridge

@@ -1,7 +1,8 @@
 // Renders every <figure class="explorer-figure"> on the page with vega-embed.
 //
 // A figure's spec.json may carry `usermeta.explorer`:
-//   controls: [{name, label, options: [values], labels?: [text], default}]  -> <select>s above the chart
+//   controls: [{name, label, options: [values], labels?: [text], default, fresh?}]  -> <select>s above the chart;
+//             a choice on a `fresh` control rebuilds the view, so clicked selections go back to their defaults
 //   source:   {url: "runs/{dataset}-{width}.json", datasets: ["boundary", ...], code?: "code"}
 //             fetched whenever a control changes; each listed key feeds the named Vega dataset of the
 //             same name, and `code` names a string shown as a copyable code block.
@@ -49,7 +50,7 @@
       select.addEventListener("change", () => {
         const option = c.options.find((v) => String(v) === select.value);
         state[c.name] = option;
-        onChange();
+        onChange(c);
       });
       label.append(text, select);
       box.appendChild(label);
@@ -97,15 +98,19 @@
         chart.after(codeBox);
       }
       controls.replaceChildren();
-      const result = await vegaEmbed(chart, spec, {
-        renderer: "svg",
-        theme: isDark() ? "dark" : undefined,
-        config: { background: null },
-        loader: { baseURL: new URL(base, document.baseURI).href },
-        actions: { export: true, source: false, compiled: false, editor: false },
-        downloadFileName: id,
-      });
-      live.set(id, { view: result.view, finalize: result.finalize, el });
+      const embed = async () => {
+        const embedded = await vegaEmbed(chart, spec, {
+          renderer: "svg",
+          theme: isDark() ? "dark" : undefined,
+          config: { background: null },
+          loader: { baseURL: new URL(base, document.baseURI).href },
+          actions: { export: true, source: false, compiled: false, editor: false },
+          downloadFileName: id,
+        });
+        live.set(id, { view: embedded.view, finalize: embedded.finalize, el });
+        return embedded;
+      };
+      let result = await embed();
       if (meta.source) {
         const update = async () => {
           el.dataset.rendered = "pending";
@@ -121,7 +126,13 @@
           showSourceLink(el, url);
           el.dataset.rendered = "true";
         };
-        const state = buildControls(id, meta, controls, () => update().catch((e) => fail(el, e)));
+        const rebuild = async () => {
+          el.dataset.rendered = "pending";
+          result.finalize();
+          result = await embed();
+          await update();
+        };
+        const state = buildControls(id, meta, controls, (control) => (control.fresh ? rebuild() : update()).catch((e) => fail(el, e)));
         await update();
       } else {
         el.dataset.rendered = "true";
