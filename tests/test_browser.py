@@ -185,12 +185,12 @@ def test_a_fresh_control_puts_clicked_selections_back_to_their_defaults(browser,
         tab.wait_for_figures()
         default = tab.page.evaluate(pick)
         assert default == [[0, 0]]
-        tab.page.evaluate("""async () => {
-            const view = window.explorerFigures.get('heads-viewer').view;
-            const [tuple] = view.data('pick_store');
-            await view.data('pick_store', [{...tuple, values: [1, 3]}]).runAsync(); }""")
+        figure = tab.page.locator("figure[data-figure=heads-viewer]")
+        heads = figure.locator("g.concat_0_concat_0_cell g.role-mark")  # the overview grid: one cell per head
+        assert heads.count() == 8  # induction-2l, the default: 2 layers of 4 heads
+        heads.nth(7).locator("path").nth(40).click()
         assert tab.page.evaluate(pick) == [[1, 3]]
-        control = tab.page.locator("figure[data-figure=heads-viewer] .explorer-figure__controls select")
+        control = figure.locator(".explorer-figure__controls select")
         control.select_option(next(v for v in control.evaluate("s => [...s.options].map(o => o.value)") if v.startswith("attn-only-1l")))
         tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
         assert tab.page.evaluate(pick) == default

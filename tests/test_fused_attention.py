@@ -12,8 +12,8 @@ from transformer_lens.model_bridge import TransformerBridge
 from explorer.models import training
 from explorer.models.fused_attention import use_fused_attention
 
-ARCH = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=24, d_vocab=50, attn_only=False,
-            act_fn="gelu", normalization_type="LN", seed=5)
+ARCH = {"n_layers": 2, "d_model": 32, "n_heads": 4, "d_head": 8, "d_mlp": 64, "n_ctx": 24, "d_vocab": 50,
+        "attn_only": False, "act_fn": "gelu", "normalization_type": "LN", "seed": 5}
 TOKENS = torch.randint(0, 50, (3, 24), generator=torch.Generator().manual_seed(0))  # (batch, pos)
 
 
@@ -69,11 +69,13 @@ def test_a_hook_that_edits_one_pattern_still_reweights_that_layer(pair, sdpa_cal
 
 def test_other_hooks_fire_on_the_fused_path(pair, sdpa_calls):
     stock, fused = pair
-    names = lambda name: name.endswith(("hook_z", "hook_q", "hook_resid_post"))  # noqa: E731
-    _, ours = fused.run_with_cache(TOKENS, names_filter=names)
-    _, theirs = stock.run_with_cache(TOKENS, names_filter=names)
+    def wanted(name: str) -> bool:
+        return name.endswith(("hook_z", "hook_q", "hook_resid_post"))
+
+    _, ours = fused.run_with_cache(TOKENS, names_filter=wanted)
+    _, theirs = stock.run_with_cache(TOKENS, names_filter=wanted)
     assert len(sdpa_calls) == 2 and set(ours.keys()) == set(theirs.keys())
-    assert all(torch.allclose(ours[k], theirs[k], atol=1e-5) for k in theirs.keys())
+    assert all(torch.allclose(ours[k], theirs[k], atol=1e-5) for k in theirs)
 
 
 def test_backward_hooks_on_the_pattern_also_count_as_reading_it(pair, sdpa_calls):
