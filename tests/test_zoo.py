@@ -132,3 +132,20 @@ def test_throughput_benchmark_reports_every_contender():
     result = benchmark.throughput("attn-only-1l", scale="smoke", steps=1, rounds=1)
     assert set(result["tokens_per_cpu_s"]) == {"transformer_lens", "transformer_lens_explicit_attention", "plain_pytorch", "plain_pytorch_explicit_attention"}
     assert all(v > 0 for v in result["tokens_per_cpu_s"].values()) and result["transformer_lens_vs_plain"] > 0
+
+
+def test_bench_flags_a_throughput_under_the_goal(monkeypatch, capsys):
+    from explorer import bench
+    from explorer.models import benchmark
+
+    measure = benchmark.throughput
+
+    def slow_bridge(name, **_):
+        return {**measure(name, scale="smoke", steps=1, rounds=1), "transformer_lens_vs_plain": 0.5}
+
+    zoo_time = {"models": {"attn-only-1l": {"wall_s": 1.0, "cpu_s": 1.0, "tokens": 10, "tokens_per_s": 10}}, "total_wall_s": 1.0, "total_cpu_s": 1.0}
+    monkeypatch.setattr(benchmark, "zoo_training_time", lambda: zoo_time)
+    monkeypatch.setattr(benchmark, "throughput", slow_bridge)
+    bench.bench_models()
+    out = capsys.readouterr().out
+    assert out.count("UNDER GOAL") == 2 and "OVER GOAL" not in out
