@@ -27,10 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     fig.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sub.add_parser("vendor", help="write the Vega JavaScript bundle from the pinned vl-convert package")
-    bench = sub.add_parser("bench", help="run the benchmarks and print their numbers")
-    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options for the bench (see `explorer bench --help`)")
+    sub.add_parser("bench", help="run the benchmarks and print their numbers (options: `explorer bench --help`)", add_help=False)
 
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)  # the bench parses its own options
+    if rest and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "figures":
             return _figures(args)
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from explorer.bench import main as bench_main
 
-            return bench_main(args.rest)
+            return bench_main(rest)
     except ExplorerError as exc:
         print(f"explorer: {exc}", file=sys.stderr)
         return 2

@@ -162,6 +162,15 @@ def test_bad_ids_and_options_exit_2_with_one_line(project, args, message):
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_bench_options_reach_the_bench(monkeypatch):
+    from explorer import bench, cli
+
+    seen = []
+    monkeypatch.setattr(bench, "main", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["bench", "--cold", "backprop", "--no-zoo"]) == 0
+    assert seen == [["--cold", "backprop", "--no-zoo"]]
+
+
 def test_a_module_that_cannot_import_fails_alone(project):
     producers, out = project
     assert run(producers, "--out", str(out)).returncode == 0
