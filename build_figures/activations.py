@@ -180,7 +180,8 @@ def dead_units(ctx: FigureContext) -> alt.Chart:
                 color=colour, opacity=opacity, tooltip=["regime:N", "step:Q", alt.Tooltip("accuracy:Q", format=".1%")])  # fmt: skip
         .properties(width=190, height=200)
     )
-    return alt.hconcat(panel(relu, "dead ReLU units"), panel(squashing, "saturated pre-activations"), acc).add_params(layer, highlight)
+    # The legend selection lives in one view (the legend is shared): added to all three, Altair dedupes it with a warning.
+    return alt.hconcat(panel(relu, "dead ReLU units").add_params(highlight), panel(squashing, "saturated pre-activations"), acc).add_params(layer)
 
 
 @figure(
