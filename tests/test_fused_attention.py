@@ -69,6 +69,7 @@ def test_a_hook_that_edits_one_pattern_still_reweights_that_layer(pair, sdpa_cal
 
 def test_other_hooks_fire_on_the_fused_path(pair, sdpa_calls):
     stock, fused = pair
+
     def wanted(name: str) -> bool:
         return name.endswith(("hook_z", "hook_q", "hook_resid_post"))
 
