@@ -58,7 +58,7 @@ def smoke_claims(smoke: SmokeBuild):
 
 def build_site(destination: Path, config: Path | None = None) -> Path:
     """`mkdocs build --strict` into `destination` (the repo's own site unless `config` is given)."""
-    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(destination)]
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(destination)]  # not -q: it hides the warnings strict counts
     if config is not None:
         command += ["-f", str(config)]
     result = subprocess.run(command, cwd=paths.REPO, capture_output=True, text=True)

@@ -18,16 +18,28 @@ from urllib.parse import urlparse
 import pytest
 
 from explorer import paths
+from explorer.site import audit
 
 pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 RENDER_TIMEOUT_MS = 60_000
 
-ALL_RENDERED = """() => [...document.querySelectorAll('figure.explorer-figure')]
-    .every(f => f.dataset.rendered === 'true' || f.dataset.rendered === 'error')"""
-FAILED_FIGURES = """() => [...document.querySelectorAll('figure.explorer-figure')]
-    .filter(f => f.dataset.rendered === 'error').map(f => f.dataset.figure + ': ' + f.textContent.trim().slice(0, 200))"""
+ALL_RENDERED = audit.ALL_DRAWN
+FAILED_FIGURES = audit.FAILED
+
+
+def figure_page_paths() -> list[str]:
+    """Site paths of the pages that embed a figure, from the markdown (known before the site is built)."""
+    found = []
+    for md in sorted(paths.DOCS.rglob("*.md")):
+        if "{{ figure:" in md.read_text() and "contributing" not in md.parts:
+            rel = md.relative_to(paths.DOCS).with_suffix("")
+            found.append("" if rel.name == "index" and len(rel.parts) == 1 else "/".join(rel.parts) + "/")
+    return found
+
+
+FIGURE_PAGES = figure_page_paths()
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +76,10 @@ def site_url(built_site):
 class Tab:
     """A page plus everything that went wrong in it."""
 
-    def __init__(self, browser, base_url: str):
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+    def __init__(self, browser, base_url: str, viewport: tuple[int, int] = audit.LAPTOP, dark: bool = False):
+        self.page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        if dark:  # Material keeps the reader's palette choice in local storage
+            self.page.add_init_script("localStorage.setItem('/.__palette', JSON.stringify({index: 1, color: {scheme: 'slate'}}))")
         self.problems: list[str] = []
         self.dialogs: list[str] = []
         host = urlparse(base_url).netloc
@@ -82,6 +96,8 @@ class Tab:
         self.page.route("**/*", route)
 
     def wait_for_figures(self) -> int:
+        """Draw every figure of the page (they otherwise draw as they scroll into view) and wait."""
+        self.page.evaluate(audit.RENDER_ALL)
         self.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
         failed = self.page.evaluate(FAILED_FIGURES)
         assert not failed, failed
@@ -91,78 +107,91 @@ class Tab:
         self.page.close()
 
 
-def figure_pages(site: Path) -> list[str]:
-    pages = []
-    for html in sorted(site.rglob("index.html")):
-        if 'class="explorer-figure"' in html.read_text():
-            pages.append(str(html.parent.relative_to(site)).replace(".", "") + "/" if html.parent != site else "")
-    return [p.lstrip("/") for p in pages]
+DRAWING = """(i) => { const f = document.querySelectorAll('figure.explorer-figure')[i];
+    const canvas = f.querySelector('.explorer-figure__chart canvas');
+    const text = f.querySelector('.explorer-textview');
+    return (canvas ? canvas.toDataURL() : f.querySelector('.explorer-figure__chart').innerHTML) + (text ? text.innerHTML : ''); }"""
 
 
-def test_every_page_renders_its_figures_and_widgets_change_them(browser, site_url, built_site):
-    pages = figure_pages(built_site)
-    assert pages, "no page with figures"
-    report = []
-    for path in pages:
-        tab = Tab(browser, site_url)
-        try:
-            tab.page.goto(site_url + path)
-            count = tab.wait_for_figures()
-            changed, without = exercise_widgets(tab)
-            assert changed, f"{path}: no widget on this page changes what is drawn (figures without widgets: {without})"
-            assert not tab.problems, f"{path}: {tab.problems}"
-            report.append(f"{path}: {count} figures, {len(changed)} widgets changed the drawing")
-        finally:
-            tab.close()
-    print("\n".join(report))
+@pytest.mark.parametrize("path", FIGURE_PAGES)
+def test_every_control_of_every_figure_changes_the_drawing(browser, site_url, path):
+    """Each control (not only the first) changes what is drawn; a figure without controls draws marks."""
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url + path)
+        tab.wait_for_figures()
+        figures = tab.page.locator("figure.explorer-figure")
+        unchanged = []
+        for i in range(figures.count()):
+            fig = figures.nth(i)
+            fid = fig.get_attribute("data-figure")
+            controls = fig.locator(".explorer-figure__controls .explorer-control")
+            if controls.count() == 0:
+                marks = tab.page.evaluate("(i) => document.querySelectorAll('figure.explorer-figure')[i].querySelectorAll('.role-mark > *').length", i)
+                assert marks > 0, f"{fid}: no controls and no marks drawn"
+            for c in range(controls.count()):
+                control = controls.nth(c)
+                before = tab.page.evaluate(DRAWING, i)
+                label = operate(control)
+                tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
+                try:
+                    tab.page.wait_for_function("([i, before, D]) => eval(D)(i) !== before", arg=[i, before, DRAWING], timeout=10_000)
+                except Exception:
+                    unchanged.append(f"{fid}: control {label!r}")
+        assert not unchanged, f"{path}: these controls do not change the drawing: {unchanged}"
+        assert not tab.problems, f"{path}: {tab.problems}"
+    finally:
+        tab.close()
 
 
-def svg_of(tab: Tab, index: int) -> str:
-    return tab.page.locator("figure.explorer-figure").nth(index).locator(".explorer-figure__chart").inner_html()
+def operate(control) -> str:
+    """Move one panel control to another value, as a reader would; return its label."""
+    kind = control.get_attribute("class")
+    label = control.locator(".explorer-control__label, label").first.inner_text().strip()
+    if "explorer-control--select" in kind:
+        select = control.locator("select")
+        values = select.evaluate("s => [...s.options].map(o => o.value)")
+        current = select.input_value()
+        select.select_option(next(v for v in values if v != current))
+    elif "explorer-control--radio" in kind:
+        control.locator("input[type=radio]:not(:checked)").first.check()
+    elif "explorer-control--checkbox" in kind:
+        control.locator("input[type=checkbox]").click()
+    elif "explorer-control--slider" in kind:
+        control.locator("input[type=range]").evaluate("""w => { const lo = +w.min, hi = +w.max, v = +w.value;
+            w.value = String(v === hi ? lo : hi); w.dispatchEvent(new Event('input', {bubbles: true})); }""")
+    else:
+        raise AssertionError(f"unknown control kind {kind}")
+    return label
 
 
-def exercise_widgets(tab: Tab) -> tuple[list[str], list[str]]:
-    """Change the first widget of each figure; return the figures whose drawing changed and those with no widget."""
-    changed, without = [], []
-    figures = tab.page.locator("figure.explorer-figure")
-    for i in range(figures.count()):
-        fig = figures.nth(i)
-        fid = fig.get_attribute("data-figure")
-        widget = fig.locator(".explorer-figure__controls select, .vega-bindings select, .vega-bindings input").first
-        if widget.count() == 0:
-            without.append(fid)
-            continue
-        before = svg_of(tab, i)
-        kind = widget.evaluate("w => w.tagName === 'SELECT' ? 'select' : w.type")
-        if kind == "select":
-            values = widget.evaluate("w => [...w.options].map(o => o.value)")
-            current = widget.input_value()
-            widget.select_option(next(v for v in values if v != current))
-        elif kind == "range":
-            widget.evaluate("""w => { const lo = +w.min, hi = +w.max, v = +w.value;
-                w.value = String(v === hi ? lo : hi); w.dispatchEvent(new Event('input', {bubbles: true})); }""")
-        elif kind in ("checkbox", "radio"):
-            fig.locator(f".vega-bindings input[type={kind}]:not(:checked)").first.check()
-        else:
-            without.append(f"{fid} (widget type {kind})")
-            continue
-        tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
-        try:
-            tab.page.wait_for_function(
-                "([i, before]) => document.querySelectorAll('figure.explorer-figure')[i].querySelector('.explorer-figure__chart').innerHTML !== before",
-                arg=[i, before], timeout=10_000)
-        except Exception:
-            pytest.fail(f"figure {fid}: changing its first widget ({kind}) did not change the drawing")
-        changed.append(fid)
-    return changed, without
+@pytest.mark.parametrize("width", [audit.LAPTOP, audit.PHONE], ids=["laptop", "phone"])
+@pytest.mark.parametrize("path", FIGURE_PAGES)
+def test_figures_are_legible_and_fit_in_both_palettes(browser, site_url, path, width):
+    """No figure text under 10 px on a laptop or 9 px on a phone, nothing wider than the screen, the
+    export buttons on screen; in the dark palette every figure text stands out from what is under it."""
+    tab = Tab(browser, site_url, viewport=width)
+    try:
+        tab.page.goto(site_url + path)
+        tab.wait_for_figures()
+        problems = audit.fit_problems(tab.page, width[0])
+        tab.page.locator("form[data-md-component=palette] label:visible").first.click()
+        tab.page.wait_for_function("() => document.body.getAttribute('data-md-color-scheme') === 'slate'")
+        tab.page.wait_for_timeout(50)
+        tab.wait_for_figures()
+        problems += [f"dark: {p}" for p in audit.fit_problems(tab.page, width[0])]
+        problems += [f"dark contrast: {p}" for p in audit.contrast_problems(tab.page)]
+        assert not problems, "\n".join(problems)
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
 
 
-def test_figures_render_after_instant_navigation_and_palette_switch(browser, site_url, built_site):
-    pages = figure_pages(built_site)
+def test_figures_render_after_instant_navigation_and_palette_switch(browser, site_url):
     tab = Tab(browser, site_url)
     try:
         tab.page.goto(site_url)  # the home page, then into an article through the site's own links
-        for path in pages[:3]:
+        for path in FIGURE_PAGES[:3]:
             link = tab.page.locator(f'a.md-nav__link[href$="{path}"]').first
             assert link.count(), f"no navigation link to {path}"
             link.click()
@@ -226,7 +255,7 @@ def xss_site(tmp_path_factory, mkdocs_build) -> str:
     config.write_text(
         "site_name: xss\ndocs_dir: docs\ntheme: {name: material, font: false}\n"
         f"hooks: [{paths.REPO / 'explorer/site/hooks.py'}]\n"
-        "extra_javascript: [assets/vendor/vega-bundle.js, assets/javascripts/figures.js]\n"
+        "extra_javascript: [{path: assets/javascripts/explorer/figures.js, type: module}]\n"
     )
     mkdocs_build(root / "site", config)
     server, url = serve(root / "site")

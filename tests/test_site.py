@@ -58,7 +58,7 @@ def test_unknown_figure_id_fails_the_build_with_page_and_id(tmp_path):
     (docs / "index.md").write_text("# Title\n\nText.\n\n{{ figure: no-such-figure }}\n")
     config = tmp_path / "mkdocs.yml"
     config.write_text(f"site_name: t\ndocs_dir: docs\nhooks:\n  - {paths.REPO / 'explorer/site/hooks.py'}\n")
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(config), "-d", str(tmp_path / "site")], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(tmp_path / "site")], capture_output=True, text=True)
     assert result.returncode != 0
     assert "index.md:5: unknown figure id 'no-such-figure'" in result.stderr
 
@@ -76,3 +76,86 @@ def test_shortcodes_escape_captions_and_quote_claims(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
     assert "Accuracy <span" in page and ">98.8%</span>" in page
     assert "{{ figure: fig-a }}" in page  # the escaped shortcode is shown, not expanded
+
+
+def _tiny_site(tmp_path, page: str, figures: dict | None = None, specs: dict | None = None, extra: str = ""):
+    """A one-page site using the real hook; returns the build's CompletedProcess and the site folder."""
+    docs = tmp_path / "docs"
+    (docs / "figures").mkdir(parents=True, exist_ok=True)
+    jsonio.write_json(docs / "figures" / "manifest.json", {"figures": figures or {}})
+    for fid, spec in (specs or {}).items():
+        jsonio.write_json(docs / "figures" / fid / "spec.json", spec)
+    (docs / "index.md").write_text(page)
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(f"site_name: t\ndocs_dir: docs\nhooks:\n  - {paths.REPO / 'explorer/site/hooks.py'}\n{extra}")
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(tmp_path / "site")],
+                            capture_output=True, text=True)
+    return result, tmp_path / "site"
+
+
+@pytest.mark.parametrize("line", ["{{ figur: fig-a }}", "{{ figure: fig-a }", "see { figure: fig-a }} here", "{{ claim fig-a:acc }}"])
+def test_malformed_shortcodes_fail_with_page_and_line(tmp_path, line):
+    result, _ = _tiny_site(tmp_path, f"# T\n\nText.\n\n{line}\n", {"fig-a": {"title": "t", "caption": "c", "model": "m", "claims": {"acc": 0.5}}})
+    assert result.returncode != 0
+    assert "index.md:5: malformed shortcode" in result.stderr
+
+
+def test_shortcodes_in_code_are_shown_not_expanded(tmp_path):
+    result, site = _tiny_site(tmp_path, "# T\n\nWrite `{{ figure: some-id }}`.\n\n```\n{{ claim: x:y }}\n```\n")
+    assert result.returncode == 0, result.stderr
+    page = (site / "index.html").read_text()
+    assert "{{ figure: some-id }}" in page and "{{ claim: x:y }}" in page
+
+
+@pytest.mark.parametrize(("claims", "code", "message"), [
+    ({"flag": True}, "flag:.2f", "is bool True: the number format '.2f' does not apply"),
+    ({"head": "L1H0"}, "head:.1%", "is str 'L1H0'"),
+    ({"missing": None}, "missing", "has no value"),
+    ({"rows": [1, 2]}, "rows", "is a list"),
+])
+def test_claim_formats_must_fit_the_claim_type(tmp_path, claims, code, message):
+    result, _ = _tiny_site(tmp_path, f"# T\n\nValue {{{{ claim: fig-a:{code} }}}}.\n", {"fig-a": {"title": "t", "caption": "c", "model": "m", "claims": claims}})
+    assert result.returncode != 0
+    assert "index.md:3: claim fig-a:" in result.stderr and message in result.stderr
+
+
+TRY_SPEC = {"usermeta": {"explorer": {"controls": [{"name": "run", "options": ["a", "b<c"], "default": "a"}]}},
+            "params": [{"name": "step", "value": 3}, {"name": "t", "value": 1, "bind": {"input": "range", "min": 0, "max": 4}},
+                       {"name": "pick", "select": "point"}],
+            "mark": "point"}
+TRY_SPEC["usermeta"]["explorer"]["params"] = {"step": {"options": [0, 1, 2, 3], "kind": "slider"}}
+TRY_ENTRY = {"fig-a": {"title": "t", "caption": "c", "model": "m", "claims": {}}}
+
+
+def test_try_links_carry_a_checked_state(tmp_path):
+    result, site = _tiny_site(tmp_path, "# T\n\n{{ figure: fig-a }}\n\n{{ try: fig-a | run=b<c, step=2, t=1.5 | see b & <2> }}\n", TRY_ENTRY, {"fig-a": TRY_SPEC})
+    assert result.returncode == 0, result.stderr
+    page = (site / "index.html").read_text()
+    assert 'class="explorer-try" href="?fig-a.run=b%3Cc&amp;fig-a.step=2&amp;fig-a.t=1.5#fig-fig-a"' in page
+    assert "data-state='{&quot;run&quot;: &quot;b&lt;c&quot;, &quot;step&quot;: &quot;2&quot;, &quot;t&quot;: &quot;1.5&quot;}'" in page
+    assert ">see b &amp; &lt;2&gt;</a>" in page
+
+
+@pytest.mark.parametrize(("link", "message"), [
+    ("{{ try: fig-b | run=a | x }}", "unknown figure id 'fig-b'"),
+    ("{{ try: fig-a | speed=2 | x }}", "figure 'fig-a' has no control 'speed'; it has: run, step, t"),
+    ("{{ try: fig-a | run=z | x }}", "control fig-a:run has no value 'z'; it has: a, b<c"),
+    ("{{ try: fig-a | step=9 | x }}", "control fig-a:step has no value '9'"),
+    ("{{ try: fig-a | t=7 | x }}", "control fig-a:t runs from 0 to 4, not 7"),
+    ("{{ try: fig-a | run=a }}", "a try link is"),
+])
+def test_bad_try_links_fail_with_page_and_line(tmp_path, link, message):
+    result, _ = _tiny_site(tmp_path, f"# T\n\n{link}\n", TRY_ENTRY, {"fig-a": TRY_SPEC})
+    assert result.returncode != 0
+    assert f"index.md:3: " in result.stderr and message in result.stderr, result.stderr
+
+
+def test_a_page_missing_from_nav_fails_the_build(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "orphan.md").write_text("# Orphan\n")
+    result, _ = _tiny_site(tmp_path, "# T\n", extra="nav:\n  - Home: index.md\n" + REPO_VALIDATION)
+    assert result.returncode != 0
+    assert "orphan.md" in result.stderr
+
+
+REPO_VALIDATION = "validation:\n  " + (paths.REPO / "mkdocs.yml").read_text().split("\nvalidation:", 1)[1].split("\n  nav:", 1)[1].split("\n")[0].join(["nav:", "\n"])

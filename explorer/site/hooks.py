@@ -5,22 +5,31 @@ In an article:
     {{ claim: induction-film:peak_score }}  a number the figure's producer recorded (optionally
     {{ claim: induction-film:peak_score:.2f }}  with a Python format spec)
     {{ provenance }}                        the table of every figure's provenance
+    {{ try: backprop-playground | layers=3, width=8 | three layers of eight }}
+                                            a link that sets the figure's controls to these
+                                            values (and puts them in the address)
 
-An unknown figure id or claim fails the build with the page, line and id. A backslash before the
-braces shows a shortcode as text.
+An unknown figure id, claim, control or value fails the build with the page, line and id, and so
+does a shortcode left unexpanded (a misspelt name, unbalanced braces). A backslash before the
+braces shows a shortcode as text; code spans and blocks are left alone.
 """
 
 import html
+import json
 import posixpath
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from mkdocs.exceptions import PluginError
 
 from explorer import jsonio
 
-SHORTCODE = re.compile(r"(\\?)\{\{\s*(figure|claim|provenance)\s*(?::\s*([^}]*?))?\s*\}\}")
+SHORTCODE = re.compile(r"(\\?)\{\{\s*(figure|claim|provenance|try)\s*(?::\s*([^}]*?))?\s*\}\}")
+LEFTOVER = re.compile(r"(?<!\\)(\{\{|\}\})")
+CODE = re.compile(r"^(```|~~~).*?^\1[^\n]*$|`[^`\n]+`", re.M | re.S)
+NUMERIC_FORMAT = re.compile(r"[bcdeEfFgGnoxX%]$")
 _manifest: dict[str, Any] = {}
 _figures_dir = Path()
 
@@ -46,9 +55,32 @@ def on_page_markdown(markdown: str, page, **_) -> str:
             return _figure_html(_entry(arg, where), arg, root)
         if kind == "claim":
             return _claim(arg, where)
+        if kind == "try":
+            return _try_link(arg, where)
         return _provenance_table(root)
 
-    return SHORTCODE.sub(replace, markdown)
+    text = _outside_code(markdown, SHORTCODE)
+    _reject_leftovers(text, page.file.src_path)
+    return SHORTCODE.sub(replace, text)
+
+
+def _outside_code(markdown: str, pattern: re.Pattern) -> str:
+    """Shortcodes inside code spans and fenced blocks are shown as written: escape them first."""
+    return CODE.sub(lambda m: pattern.sub(lambda s: "\\" + s.group(0) if not s.group(1) else s.group(0), m.group(0)), markdown)
+
+
+def _reject_leftovers(markdown: str, src: str) -> None:
+    """A `{{` or `}}` left once the shortcodes are taken out (outside code) is one that did not parse."""
+    def blank(m: re.Match) -> str:
+        return re.sub(r"[^\n]", " ", m.group(0))
+
+    blanked = SHORTCODE.sub(blank, CODE.sub(blank, markdown))
+    match = LEFTOVER.search(blanked)
+    if match:
+        line = blanked.count("\n", 0, match.start()) + 1
+        text = markdown.splitlines()[line - 1].strip()
+        raise PluginError(f"{src}:{line}: malformed shortcode near {text[:80]!r} (known: figure, claim, try, provenance; "
+                          "write \\{{ to show braces)")
 
 
 def _entry(fid: str, where: str) -> dict[str, Any]:
@@ -81,11 +113,91 @@ def _claim(arg: str, where: str) -> str:
     if key.strip() not in claims:
         raise PluginError(f"{where}: figure {fid!r} has no claim {key!r}; it has: {', '.join(sorted(claims)) or 'none'}")
     value = claims[key.strip()]
+    _check_format(value, fmt.strip(), f"{where}: claim {fid.strip()}:{key.strip()}")
     try:
         text = format(value, fmt.strip()) if fmt.strip() else str(value)
     except (ValueError, TypeError) as exc:
         raise PluginError(f"{where}: cannot format claim {arg!r}: {exc}") from exc
     return f'<span class="explorer-claim" data-claim="{html.escape(fid.strip())}:{html.escape(key.strip())}">{html.escape(text)}</span>'
+
+
+def _check_format(value: Any, fmt: str, where: str) -> None:
+    """A number format only on a number: format(True, ".2f") would print 1.00 without a word."""
+    if value is None:
+        raise PluginError(f"{where} has no value (null): the producer recorded nothing to quote")
+    if isinstance(value, (list, dict)):
+        raise PluginError(f"{where} is a {type(value).__name__}; record the item the page quotes as its own claim")
+    numeric = bool(fmt) and (NUMERIC_FORMAT.search(fmt) is not None or fmt.rstrip("0123456789.").endswith((",", "_")))
+    if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise PluginError(f"{where} is {type(value).__name__} {value!r}: the number format {fmt!r} does not apply")
+
+
+def _controls(fid: str) -> dict[str, dict]:
+    """The controls the page script draws for a figure, by name (see explorer/charts.py)."""
+    spec_file = _figures_dir / fid / "spec.json"
+    spec = jsonio.read_json(spec_file) if spec_file.exists() else {}
+    meta = (spec.get("usermeta") or {}).get("explorer") or {}
+    found = {c["name"]: {"options": c["options"]} for c in meta.get("controls", [])}
+    extra = meta.get("params") or {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for param in node.get("params") or []:
+                bind = param.get("bind") if isinstance(param.get("bind"), dict) else None
+                if "select" in param or not (bind and "input" in bind or param.get("name") in extra):
+                    continue
+                more = extra.get(param["name"], {})
+                options = more.get("options") or (bind or {}).get("options")
+                if (bind or {}).get("input") == "checkbox":
+                    options = [False, True]
+                found.setdefault(param["name"], {"options": options, "min": (bind or {}).get("min"), "max": (bind or {}).get("max")})
+            for key, value in node.items():
+                if key not in ("params", "usermeta"):
+                    visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(spec)
+    return found
+
+
+def _try_link(arg: str, where: str) -> str:
+    parts = [p.strip() for p in arg.split("|")]
+    if len(parts) != 3 or not parts[0] or not parts[2]:
+        raise PluginError(f"{where}: a try link is {{{{ try: figure-id | name=value, ... | link text }}}} (got {arg!r})")
+    fid, assignments, text = parts
+    _entry(fid, where)
+    controls = _controls(fid)
+    state: dict[str, str] = {}
+    for assignment in filter(None, (a.strip() for a in assignments.split(","))):
+        name, eq, value = (x.strip() for x in assignment.partition("="))
+        if not eq or name not in controls:
+            raise PluginError(f"{where}: figure {fid!r} has no control {name!r}; it has: {', '.join(sorted(controls)) or 'none'}")
+        control = controls[name]
+        options = control.get("options")
+        if options is not None and value not in [_text(o) for o in options]:
+            raise PluginError(f"{where}: control {fid}:{name} has no value {value!r}; it has: {', '.join(_text(o) for o in options)}")
+        if options is None:
+            try:
+                number = float(value)
+            except ValueError:
+                raise PluginError(f"{where}: control {fid}:{name} takes a number, not {value!r}") from None
+            if not (control["min"] <= number <= control["max"]):
+                raise PluginError(f"{where}: control {fid}:{name} runs from {control['min']} to {control['max']}, not {value}")
+        state[name] = value
+    query = urlencode({f"{fid}.{k}": v for k, v in state.items()})
+    return (f'<a class="explorer-try" href="?{html.escape(query)}#fig-{html.escape(fid)}" data-figure="{html.escape(fid)}" '
+            f"data-state='{html.escape(json.dumps(state), quote=True)}'>{html.escape(text)}</a>")
+
+
+def _text(value: Any) -> str:
+    """A control value as the page script writes it (JavaScript's String())."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _provenance_table(root: str) -> str:

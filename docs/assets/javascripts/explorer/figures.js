@@ -1,0 +1,387 @@
+// Draws every <figure class="explorer-figure"> of a page with vega-embed.
+//
+// A figure's spec.json may carry `usermeta.explorer` (see the Conventions page):
+//   controls  data controls: [{name, label, options, labels?, default, fresh?, group?}]; a choice
+//             fetches `source.url` filled with the current values
+//   source    {url: "runs/{dataset}-{width}.json", datasets: ["net", ...], code?: "code"}: each
+//             listed key of the fetched file feeds the Vega dataset of that name
+//   params    {<param>: {label?, options?, labels?, play?, group?, format?}}: how the panel draws a
+//             spec parameter (a slider over training steps with their labels and a play button)
+//   text      a text view under the chart (see textview.js)
+//   renderer  "svg" (default) or "canvas" for figures with thousands of marks
+// Figures draw when they come near the viewport, one at a time, so a page stays responsive; the
+// Vega library itself loads with the first figure. Control values live in the URL (state.js),
+// colours follow the palette (theme.js), and wide figures wrap instead of shrinking (layout.js).
+
+import { buildPanel, describeControls, parseValue, unbound } from "./controls.js";
+import { drawnWidth, narrowLegends, refit, wrappable } from "./layout.js";
+import { linkState, readState, writeState } from "./state.js";
+import { isDark, resolveTokens, vegaConfig } from "./theme.js";
+import { updateTextView } from "./textview.js";
+
+const NARROW = 600; // px of room below which legends move under their views
+const MAX_PASSES = 4;
+const specs = new Map(); // figure id -> Promise<spec>
+const payloads = new Map(); // url -> Promise<payload>
+const live = new Map(); // figure id -> record (see attach)
+let generation = 0;
+let observer = null;
+let queue = Promise.resolve();
+
+window.explorerFigures = live;
+window.explorer = { figures: live, renderAll, whenIdle: () => queue };
+
+const vegaReady = (() => {
+  let promise = null;
+  return () => {
+    if (window.vegaEmbed) return Promise.resolve();
+    if (!promise) {
+      promise = new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = new URL("../../vendor/vega-bundle.js", import.meta.url).href;
+        script.onload = resolve;
+        script.onerror = () => reject(new Error("the Vega library (assets/vendor/vega-bundle.js) did not load"));
+        document.head.appendChild(script);
+      });
+    }
+    return promise;
+  };
+})();
+
+function fetchJSON(url, what) {
+  return fetch(url).then((r) => {
+    if (!r.ok) throw new Error(`${what}: ${url} answered ${r.status}`);
+    return r.json();
+  });
+}
+
+function loadSpec(id, base) {
+  if (!specs.has(id)) specs.set(id, fetchJSON(new URL("spec.json", new URL(base, document.baseURI)).href, `figure ${id}`));
+  return specs.get(id);
+}
+
+function loadPayload(url, id) {
+  if (!payloads.has(url)) {
+    const p = fetchJSON(url, `figure ${id}`);
+    p.catch(() => payloads.delete(url));
+    payloads.set(url, p);
+  }
+  return payloads.get(url);
+}
+
+const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// ---------------------------------------------------------------------------------------------
+
+function attach(el) {
+  const id = el.dataset.figure;
+  const record = {
+    id, el, base: el.dataset.base, spec: null, meta: {}, controls: [], state: {}, defaults: {},
+    view: null, finalize: null, layout: null, room: 0, panel: null, drawn: null, generation,
+    chart: el.querySelector(".explorer-figure__chart"),
+  };
+  live.set(id, record);
+  el.dataset.rendered = "lazy";
+  return record;
+}
+
+function schedule(record) {
+  if (record.drawn) return record.drawn;
+  record.drawn = new Promise((resolve) => {
+    queue = queue.then(async () => {
+      if (record.generation === generation) await firstDraw(record);
+      resolve();
+      await nextFrame(); // let the page breathe between figures
+    });
+  });
+  return record.drawn;
+}
+
+/** Draw every figure of the page now (tests, printing); resolves when all are drawn. */
+function renderAll() {
+  return Promise.all([...live.values()].map(schedule));
+}
+
+async function firstDraw(record) {
+  const { el, id } = record;
+  el.dataset.rendered = "pending";
+  try {
+    const [spec] = await Promise.all([loadSpec(id, record.base), vegaReady()]);
+    record.spec = spec;
+    record.meta = (spec.usermeta && spec.usermeta.explorer) || {};
+    record.controls = describeControls(spec, record.meta);
+    const fromUrl = readState(id);
+    for (const c of record.controls) {
+      record.defaults[c.name] = c.default;
+      const asked = c.name in fromUrl ? parseValue(c, fromUrl[c.name]) : undefined;
+      if (c.name in fromUrl && asked === undefined) console.warn(`figure ${id}: ignoring ${c.name}=${fromUrl[c.name]} from the address`);
+      record.state[c.name] = asked !== undefined ? asked : c.default;
+    }
+    let box = el.querySelector(".explorer-figure__controls");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "explorer-figure__controls";
+      el.insertBefore(box, record.chart);
+    }
+    record.panel = buildPanel(box, el.querySelector("figcaption strong")?.textContent || id, record.controls, record.state,
+      (control, value) => change(record, control, value).catch((e) => fail(record, e)));
+    addExportLinks(record);
+    await draw(record);
+    watchSize(record);
+  } catch (error) {
+    fail(record, error);
+  }
+}
+
+function sourceUrl(record) {
+  const template = record.meta.source.url;
+  const filled = template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(record.state[name]));
+  return new URL(filled, new URL(record.base, document.baseURI)).href;
+}
+
+/** The lazily loaded file for the current control values (cached), or null without a source. */
+async function currentPayload(record) {
+  if (!record.meta.source) return null;
+  const url = sourceUrl(record);
+  const payload = await loadPayload(url, record.id);
+  return { url, payload };
+}
+
+function showPayloadExtras(record, loaded) {
+  if (!loaded) return;
+  if (record.meta.source.code) showCode(record, loaded.payload[record.meta.source.code]);
+  showSourceLink(record, loaded.url);
+}
+
+/** Feed a newly chosen file into the live view (its datasets keep their names). */
+async function feed(record) {
+  const loaded = await currentPayload(record);
+  if (!loaded) return;
+  for (const name of record.meta.source.datasets) record.view.data(name, loaded.payload[name] || []);
+  await record.view.runAsync();
+  showPayloadExtras(record, loaded);
+}
+
+function signalState(record) {
+  const out = {};
+  for (const c of record.controls) if (c.target === "signal") out[c.name] = record.state[c.name];
+  return out;
+}
+
+/** Draw (or redraw) the figure at the room it has now, wrapping it until it fits. */
+async function draw(record, { keepLayout = false } = {}) {
+  const { el, chart } = record;
+  el.dataset.rendered = "pending";
+  const room = Math.floor(chart.clientWidth || el.clientWidth || 600);
+  const narrow = room < NARROW;
+  let work;
+  if (keepLayout && record.layout && record.room === room) {
+    work = unbound(record.layout, signalState(record));
+  } else {
+    work = wrappable(unbound(record.spec, signalState(record)));
+    if (narrow) narrowLegends(work);
+  }
+  const config = vegaConfig({ narrow, width: room });
+  const loaded = await currentPayload(record);
+  const datasets = {};
+  if (loaded) for (const name of record.meta.source.datasets) datasets[name] = loaded.payload[name] || [];
+  for (let pass = 0; pass < MAX_PASSES; pass += 1) {
+    const embedded = await embed(record, work, config, datasets);
+    if (drawnWidth(embedded.view) <= room + 1) break;
+    const next = refit(work, embedded.view, room);
+    if (!next) break;
+    work = next;
+  }
+  record.layout = work;
+  record.room = room;
+  showPayloadExtras(record, loaded);
+  updateTextView(record);
+  el.dataset.rendered = "true";
+}
+
+async function embed(record, spec, config, datasets) {
+  if (record.finalize) record.finalize();
+  record.finalize = null;
+  const resolved = resolveTokens(spec);
+  delete resolved.usermeta;
+  if (Object.keys(datasets).length) resolved.datasets = { ...(resolved.datasets || {}), ...datasets }; // drawn once, with its data
+  const result = await window.vegaEmbed(record.chart, resolved, {
+    renderer: record.meta.renderer || "svg",
+    config: resolveTokens(config),
+    actions: false,
+    tooltip: { theme: isDark() ? "dark" : "light" },
+    loader: { baseURL: new URL(record.base, document.baseURI).href },
+    downloadFileName: record.id,
+  });
+  record.view = result.view;
+  record.finalize = result.finalize;
+  return result;
+}
+
+async function change(record, control, value, { fromLink = false } = {}) {
+  record.state[control.name] = value;
+  writeState(record.id, record.state, record.defaults);
+  if (fromLink) record.panel.set(control.name, value);
+  if (!record.view) return;
+  if (control.target === "data" && control.fresh) return draw(record);
+  record.el.dataset.rendered = "pending";
+  if (control.target === "data") await feed(record);
+  else await record.view.signal(control.name, value).runAsync();
+  if (drawnWidth(record.view) > record.room + 1) return draw(record);
+  updateTextView(record);
+  record.el.dataset.rendered = "true";
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function watchSize(record) {
+  if (!window.ResizeObserver) return;
+  let timer = null;
+  new ResizeObserver(() => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const room = Math.floor(record.chart.clientWidth);
+      if (record.view && Math.abs(room - record.room) > 24) draw(record).catch((e) => fail(record, e));
+    }, 150);
+  }).observe(record.el);
+}
+
+function addExportLinks(record) {
+  const meta = record.el.querySelector(".explorer-figure__meta");
+  if (!meta || meta.querySelector(".explorer-export")) return;
+  const span = document.createElement("span");
+  span.className = "explorer-export";
+  span.append(" · save as ");
+  ["png", "svg"].forEach((format, i) => {
+    if (i) span.append(" or ");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "explorer-export__button";
+    button.textContent = format.toUpperCase();
+    button.setAttribute("aria-label", `Save this figure as ${format.toUpperCase()}`);
+    button.addEventListener("click", async () => {
+      if (!record.view) return;
+      const url = await record.view.toImageURL(format, format === "png" ? 2 : 1);
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = `${record.id}.${format}`;
+      a.click();
+    });
+    span.appendChild(button);
+  });
+  meta.appendChild(span);
+}
+
+function showCode(record, code) {
+  let box = record.el.querySelector(".explorer-figure__code");
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "explorer-figure__code";
+    record.chart.after(box);
+  }
+  box.replaceChildren();
+  if (typeof code !== "string") return;
+  const pre = document.createElement("pre");
+  const el = document.createElement("code");
+  el.textContent = code; // text, never HTML
+  pre.appendChild(el);
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "md-button explorer-copy";
+  button.textContent = "Copy as PyTorch";
+  button.addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText(code); button.textContent = "Copied"; }
+    catch (e) { window.getSelection().selectAllChildren(el); button.textContent = "Selected: press Ctrl+C"; }
+  });
+  box.append(button, pre);
+}
+
+function showSourceLink(record, url) {
+  record.el.dataset.source = url;
+  const meta = record.el.querySelector(".explorer-figure__meta");
+  if (!meta) return;
+  let link = meta.querySelector("a.explorer-figure__current");
+  if (!link) {
+    link = document.createElement("a");
+    link.className = "explorer-figure__current";
+    link.textContent = "data shown (JSON)";
+    link.setAttribute("download", "");
+    const exporter = meta.querySelector(".explorer-export");
+    meta.insertBefore(document.createTextNode(" · "), exporter);
+    meta.insertBefore(link, exporter);
+  }
+  link.href = url;
+}
+
+function fail(record, error) {
+  record.el.dataset.rendered = "error";
+  const message = document.createElement("p");
+  message.className = "explorer-figure__error";
+  message.textContent = `This figure could not be drawn: ${error.message}`;
+  record.chart.replaceChildren(message);
+  console.error(error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Links in the prose that set a figure to a state: <a class="explorer-try" data-figure data-state>
+
+async function followLink(link) {
+  const asked = linkState(link);
+  const record = asked && live.get(asked.figure);
+  if (!record) return false;
+  record.el.scrollIntoView({ behavior: "smooth", block: "start" });
+  await schedule(record);
+  if (record.el.dataset.rendered === "error") return true;
+  record.panel.stop();
+  const controls = new Map(record.controls.map((c) => [c.name, c]));
+  const fresh = [];
+  for (const [name, text] of Object.entries(asked.values)) {
+    const control = controls.get(name);
+    const value = control && parseValue(control, text);
+    if (value === undefined) { console.warn(`try link: ${asked.figure} has no ${name}=${text}`); continue; }
+    if (control.target === "data" && control.fresh) { record.state[name] = value; record.panel.set(name, value); fresh.push(control); continue; }
+    await change(record, control, value, { fromLink: true });
+  }
+  if (fresh.length) await change(record, fresh[0], record.state[fresh[0].name], { fromLink: true });
+  return true;
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a.explorer-try");
+  if (!link || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  event.stopImmediatePropagation(); // keep Material's instant navigation out of it
+  followLink(link).catch((e) => console.error(e));
+}, true);
+
+// ---------------------------------------------------------------------------------------------
+
+function setUp() {
+  generation += 1;
+  for (const record of live.values()) if (record.finalize) record.finalize();
+  live.clear();
+  if (observer) observer.disconnect();
+  queue = Promise.resolve();
+  const figures = [...document.querySelectorAll("figure.explorer-figure")];
+  const records = figures.map(attach);
+  if (!("IntersectionObserver" in window)) { renderAll(); return; }
+  observer = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      observer.unobserve(entry.target);
+      const record = live.get(entry.target.dataset.figure);
+      if (record) schedule(record);
+    }
+  }, { rootMargin: "400px 0px" });
+  records.forEach((r) => observer.observe(r.el));
+}
+
+function repaint() { // the palette changed: same layout, new colours
+  for (const record of live.values()) {
+    if (!record.view) continue;
+    queue = queue.then(() => draw(record, { keepLayout: true }).catch((e) => fail(record, e)));
+  }
+}
+
+document$.subscribe(setUp);
+new MutationObserver(repaint).observe(document.body, { attributes: true, attributeFilter: ["data-md-color-scheme"] });
