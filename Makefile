@@ -10,7 +10,7 @@ SCALE   ?= full
 export NO_MKDOCS_2_WARNING := 1  # mkdocs-material prints an end-of-life banner on every build
 ARGS    := $(if $(FORCE),--force) $(if $(MODEL),--model $(MODEL)) $(if $(ONLY),--only $(ONLY)) --scale $(SCALE)
 
-.PHONY: setup figures check serve site test bench browser clean
+.PHONY: setup figures check models serve site test bench browser clean
 
 setup: $(STAMP) $(BUNDLE)
 
@@ -31,6 +31,9 @@ figures: setup  ## recompute stale figures (FORCE=1, MODEL=name, ONLY="id ...", 
 
 check: setup  ## list published figures that are stale against their producers
 	$(PYTHON) -m explorer figures --check
+
+models: setup  ## retrain a long run into models/NAME/ (NAME=...; without NAME: list them and their state)
+	$(PYTHON) -m explorer models $(NAME)
 
 serve: figures  ## bring figures up to date and serve the site on http://127.0.0.1:8000
 	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000

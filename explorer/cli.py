@@ -26,6 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     fig.add_argument("--list", action="store_true", help="list figure ids and exit")
     fig.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    runs = sub.add_parser("models", help="retrain a long-run artifact into models/NAME/ (no NAME: list them and their state)")
+    runs.add_argument("name", nargs="?", metavar="NAME", help="the long run to retrain")
+    runs.add_argument("--check", action="store_true", help="verify every stored artifact against its config and code; exit 1 if any is stale")
+    runs.add_argument("--device", help="train on this device (default: the pipeline's choice)")
+
+    ref = sub.add_parser("reference", help="write docs/contributing/reference.md from the docstrings")
+    ref.add_argument("--check", action="store_true", help="exit 1 if the page is out of date instead of writing it")
+
     sub.add_parser("vendor", help="write the Vega JavaScript bundle from the pinned vl-convert package")
     sub.add_parser("bench", help="run the benchmarks and print their numbers (options: `explorer bench --help`)", add_help=False)
 
@@ -35,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "figures":
             return _figures(args)
+        if args.command == "models":
+            return _models(args)
+        if args.command == "reference":
+            from explorer.reference import main as reference_main
+
+            return reference_main(check=args.check)
         if args.command == "vendor":
             from explorer.site.vendor import write_bundle
 
@@ -46,15 +60,41 @@ def main(argv: list[str] | None = None) -> int:
             return bench_main(rest)
     except ExplorerError as exc:
         print(f"explorer: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
+    except OSError as exc:  # the output or cache folder itself: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"explorer: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("explorer: interrupted", file=sys.stderr)
+        return 130
     return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from explorer import artifacts
+
+    if args.name is not None:
+        record = artifacts.train(args.name, device=args.device)
+        print(f"trained {args.name}: {record['wall_time_s']:.1f} s on {record['device']}, "
+              f"{record['weights_bytes'] / 1e6:.2f} MB -> {artifacts.display(artifacts.folder(args.name))}")
+        return 0
+    problems = 0
+    for name, state in artifacts.status().items():
+        print(f"{name:24} {state}")
+        problems += state != "ok"
+    if not artifacts.runs():
+        print("no long runs are registered (see explorer/longruns/)", file=sys.stderr)
+    return 1 if (args.check and problems) else 0
 
 
 def _figures(args: argparse.Namespace) -> int:
     from explorer.pipeline import build as pipeline
 
     if args.list:
-        for fid, fig in pipeline.discover().items():
+        from explorer.pipeline.registry import discover
+
+        for fid, fig in discover().items():
             print(f"{fid}\t{fig.article}\t{fig.title}")
         return 0
     if args.model is not None:
@@ -73,7 +113,7 @@ def _figures(args: argparse.Namespace) -> int:
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
         if o.status == "built":
-            print(f"built   {o.id} ({o.seconds:.1f}s)")
+            print(f"built   {o.id} ({o.seconds:.1f}s{', ' + o.message if o.message else ''})")
         elif o.status in ("skipped", "failed"):
             print(f"{o.status:7} {o.id}: {o.message}", file=sys.stderr if o.status == "failed" else sys.stdout)
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no figures", file=sys.stderr)

@@ -7,7 +7,8 @@ REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
 FIGURES = DOCS / "figures"  # published, committed full-scale figures
 BUILD_FIGURES = Path(os.environ.get("EXPLORER_PRODUCERS", REPO / "build_figures"))  # tests point this elsewhere
-CACHE = Path(os.environ.get("EXPLORER_CACHE", REPO / ".cache"))  # trained models, smoke figures
+CACHE = Path(os.environ.get("EXPLORER_CACHE", REPO / ".cache"))  # trained models, smoke figures, build logs
+MODELS = Path(os.environ.get("EXPLORER_MODELS", REPO / "models"))  # long-run artifacts (weights + provenance), committed
 VENDOR = DOCS / "assets" / "vendor"  # third-party JavaScript made at setup, never committed
 
 

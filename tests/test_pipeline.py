@@ -228,7 +228,7 @@ def test_cache_rebuilds_corrupt_entries(tmp_path, monkeypatch):
     first = cache.cached("toy", config, train, code=[test_cache_rebuilds_corrupt_entries])
     again = cache.cached("toy", config, train, code=[test_cache_rebuilds_corrupt_entries])
     assert len(calls) == 1 and torch.equal(first["w"], again["w"])
-    entry = next(tmp_path.rglob("*.pt"))
+    entry = next(tmp_path.rglob("*.safetensors"))
     entry.write_bytes(entry.read_bytes()[:10])  # truncated, as by a crash
     rebuilt = cache.cached("toy", config, train, code=[test_cache_rebuilds_corrupt_entries])
     assert len(calls) == 2 and torch.equal(rebuilt["w"], first["w"])

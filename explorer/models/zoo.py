@@ -17,10 +17,10 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from explorer.cache import cached
-from explorer.data import corpus, induction_task
+from explorer.data import corpus
 from explorer.errors import check_choice
 from explorer.models import tokenizer as tokenizers
-from explorer.models import fused_attention, recipes, training
+from explorer.models import recipes, training
 from explorer.models.training import TrainingRun
 
 Scale = Literal["full", "smoke"]
@@ -128,7 +128,8 @@ def heldout_tokens(name: str, n: int, scale: Scale = "full") -> Int[Tensor, "n n
 def training_run(name: str, scale: Scale = "full", device: torch.device | str = "cpu") -> TrainingRun:
     """Train (or read from the cache) a zoo model; returns weights, loss history and checkpoints."""
     cfg = config(name, scale)
-    return cached(f"zoo-{name}", cfg, lambda: recipes.train_uncached(cfg, device), code=[recipes, training, fused_attention, corpus, induction_task, tokenizers])
+    # The key hashes everything recipes imports (training, fused attention, tokenizer, data).
+    return cached(f"zoo-{name}", cfg, lambda: recipes.train_uncached(cfg, device), code=[recipes])
 
 
 def load(name: str, scale: Scale = "full", device: torch.device | str | None = None, step: int | None = None) -> TransformerBridge:

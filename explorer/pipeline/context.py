@@ -3,12 +3,12 @@
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
-
-import torch
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from explorer import jsonio
+
+if TYPE_CHECKING:  # torch is imported when a figure is built, not when figures are only checked
+    import torch
 
 Scale = Literal["smoke", "full"]
 T = TypeVar("T")
@@ -16,9 +16,15 @@ T = TypeVar("T")
 
 @dataclass
 class FigureContext:
+    """What a producer is given: read `scale`, `device`, `seed` and `model`; record claims and assets.
+
+    The pipeline seeds Python, NumPy and torch with `seed` before calling the producer, and moves
+    `out` (a staging folder) into place only when the producer returns a chart that compiles.
+    """
+
     id: str
     scale: Scale
-    device: torch.device
+    device: "torch.device"
     seed: int
     model: str  # the model this run should use (the declared one, or `--model`)
     out: Path  # staging folder of this figure; the pipeline moves it into place on success
@@ -49,4 +55,7 @@ class FigureContext:
         return relpath
 
     def progress(self, iterable: Iterable[T], desc: str = "", total: int | None = None) -> Iterable[T]:
+        """A progress bar over `iterable`, shown unless the build runs with --quiet."""
+        from tqdm.auto import tqdm
+
         return tqdm(iterable, desc=f"{self.id} {desc}".strip(), total=total, leave=False, disable=not self.show_progress)

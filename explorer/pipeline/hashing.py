@@ -3,10 +3,20 @@
 The closure follows `import explorer...` and `import build_figures...` statements by reading the
 AST, so no code runs. The pipeline's own modules are left out on purpose: a change in how files
 are written is announced by bumping FORMAT_VERSION, not by recomputing every figure.
+
+The same closure keys the model cache (explorer.cache) and the long-run artifacts
+(explorer.artifacts): `code_files(entry_points)` is every local file the entry points import.
+A call `artifacts.load("name")` with a literal name in any file of a figure's closure makes that
+artifact's provenance.json an input of the figure, so retraining it makes the figure stale.
 """
 
 import ast
+import contextlib
 import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +25,13 @@ from explorer import paths
 FORMAT_VERSION = 1
 LOCAL_PACKAGES = ("explorer", "build_figures")
 NOT_INPUTS = ("explorer.pipeline", "explorer.cli", "explorer.__main__", "explorer.bench")
+ARTIFACT_LOADERS = ("load_artifact",)  # plain names that load an artifact; `artifacts.load(...)` too
+FIGURE_MODULES = ("explorer.pipeline", "explorer.pipeline.registry")  # where `figure` is imported from
+
+
+def _stat_key(path: Path) -> tuple[str, int, int]:
+    st = os.stat(path)
+    return str(path), st.st_mtime_ns, st.st_size
 
 
 def module_file(name: str) -> Path | None:
@@ -33,16 +50,87 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> tuple[set[str], set[str]]:
+def parse(path: Path) -> ast.Module:
+    """The AST of a source file, cached while the file is unchanged."""
+    return _parse(*_stat_key(path))
+
+
+@lru_cache(maxsize=256)
+def _parse(path: str, _mtime: int, _size: int) -> ast.Module:
+    return ast.parse(Path(path).read_bytes(), filename=path)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the hashing needs from one file's text, kept in .cache/source-index.json by content hash."""
+
+    direct: frozenset[str]  # local modules it imports
+    parents: frozenset[str]  # their parent packages (whose __init__ runs, but is not followed)
+    artifacts: frozenset[str]  # long-run artifacts it loads by a literal name
+    registers: bool  # it imports `figure` from the pipeline: it may register figures
+
+
+_SOURCE_INDEX = {"loaded": False, "dirty": False, "files": {}, "used": set()}
+SOURCE_INDEX_VERSION = 1
+
+
+def _source_index_file() -> Path:
+    return paths.CACHE / "source-index.json"
+
+
+def source_info(path: Path) -> SourceInfo:
+    """Imports, artifact loads and figure registration of one file (parsed once per content)."""
+    index = _SOURCE_INDEX
+    if not index["loaded"]:
+        index["loaded"] = True
+        try:
+            data = json.loads(_source_index_file().read_text())
+            if data.get("version") == SOURCE_INDEX_VERSION:
+                index["files"] = dict(data["files"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # missing or damaged: only a cache
+    key = f"{paths.display(path)}|{file_digest(path).hex()}"
+    index["used"].add(key)
+    found = index["files"].get(key)
+    if isinstance(found, list) and len(found) == 4:
+        return SourceInfo(frozenset(found[0]), frozenset(found[1]), frozenset(found[2]), bool(found[3]))
+    info = _read_source(Path(path))
+    index["files"][key] = [sorted(info.direct), sorted(info.parents), sorted(info.artifacts), info.registers]
+    index["dirty"] = True
+    return info
+
+
+def save_source_index() -> None:
+    """Write the per-file cache if it changed (a read-only cache only costs speed)."""
+    index = _SOURCE_INDEX
+    if not index["dirty"]:
+        return
+    used_paths = {k.rpartition("|")[0] for k in index["used"]}
+    keep = {k: v for k, v in index["files"].items() if k in index["used"] or (k.rpartition("|")[0] not in used_paths and (paths.REPO / k.rpartition("|")[0]).exists())}
+    with contextlib.suppress(OSError):
+        from explorer import jsonio
+
+        jsonio.write_atomic(_source_index_file(), json.dumps({"version": SOURCE_INDEX_VERSION, "files": keep}, sort_keys=True))
+        index["dirty"] = False
+
+
+def _imports(path: Path) -> tuple[frozenset[str], frozenset[str]]:
+    info = source_info(path)
+    return info.direct, info.parents
+
+
+def _read_source(path: Path) -> SourceInfo:
     """Local modules imported by `path` (incl. `from x import submodule`), and their parent packages.
 
     A parent package's __init__ runs on import, so its own text is an input; what *it* imports is
     not followed unless the module is imported by name, so `import explorer.models.mlp` does not
     make a figure depend on every model in explorer/models.
     """
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse(path)
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     found: set[str] = set()
+    artifacts: set[str] = set()
+    registers = False
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -55,36 +143,92 @@ def _imports(path: Path) -> tuple[set[str], set[str]]:
             for alias in node.names:  # `from pkg import mod` imports a module; `from pkg import name` uses pkg itself
                 sub = f"{mod}.{alias.name}"
                 found.add(sub if module_file(sub) is not None else mod)
+                registers |= mod in FIGURE_MODULES and alias.name == "figure"
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            func = node.func
+            if (isinstance(func, ast.Attribute) and func.attr == "load" and isinstance(func.value, ast.Name) and func.value.id == "artifacts") or (
+                isinstance(func, ast.Name) and func.id in ARTIFACT_LOADERS
+            ):
+                artifacts.add(node.args[0].value)
     direct = {name for name in found if name.split(".")[0] in LOCAL_PACKAGES}
     parents = {".".join(name.split(".")[:i]) for name in direct for i in range(1, name.count(".") + 1)}
-    return direct, parents - direct
+    return SourceInfo(frozenset(direct), frozenset(parents - direct), frozenset(artifacts), registers)
 
 
-@lru_cache(maxsize=None)
-def source_closure(path: Path) -> tuple[Path, ...]:
-    """All local source files `path` depends on (itself included), sorted."""
+def source_closure(path: Path, not_inputs: tuple[str, ...] = NOT_INPUTS) -> tuple[Path, ...]:
+    """All local source files `path` depends on (itself included), sorted.
+
+    Modules named in `not_inputs` (and their submodules) are neither included nor followed.
+    """
     followed: set[Path] = set()
     parents: set[Path] = set()
-    todo = [path]
+    todo = [Path(path)]
     while todo:
         current = todo.pop()
         if current in followed:
             continue
         followed.add(current)
         direct, parent_packages = _imports(current)
-        for name in direct - set(NOT_INPUTS):
+        for name in direct:
             file = module_file(name)
-            if file is not None and not name.startswith(NOT_INPUTS):
+            if file is not None and not name.startswith(not_inputs):
                 todo.append(file)
-        parents.update(f for f in map(module_file, parent_packages) if f is not None)
+        parents.update(f for f in map(module_file, parent_packages) if f is not None and not _excluded(f, not_inputs))
     return tuple(sorted(followed | parents))
+
+
+def _excluded(file: Path, not_inputs: tuple[str, ...]) -> bool:
+    name = module_name(file)
+    return any(name == n or name.startswith(n + ".") for n in not_inputs)
+
+
+def code_files(entry_points: Iterable[Path], not_inputs: tuple[str, ...] = NOT_INPUTS) -> tuple[Path, ...]:
+    """The union of the closures of several entry-point files, sorted."""
+    files: set[Path] = set()
+    for entry in entry_points:
+        files.update(source_closure(Path(entry), not_inputs))
+    return tuple(sorted(files))
+
+
+def file_digest(path: Path) -> bytes:
+    """SHA-256 of a file's bytes, cached while the file is unchanged."""
+    return _file_digest(*_stat_key(path))
+
+
+@lru_cache(maxsize=4096)
+def _file_digest(path: str, _mtime: int, _size: int) -> bytes:
+    return hashlib.sha256(Path(path).read_bytes()).digest()
+
+
+def files_digest(files: Iterable[Path], salt: str = "") -> str:
+    """One hex digest over files' repo-relative names and contents (the same on every clone)."""
+    h = hashlib.sha256(salt.encode())
+    for file in files:
+        h.update(paths.display(file).encode())
+        h.update(file_digest(file))
+    return h.hexdigest()
+
+
+def per_file_digests(files: Iterable[Path]) -> dict[str, str]:
+    """{repo-relative path: sha256 hex}: what a provenance record stores to say which file changed."""
+    return {paths.display(f): file_digest(f).hex() for f in files}
+
+
+def artifact_refs(files: Iterable[Path]) -> tuple[str, ...]:
+    """Names of long-run artifacts loaded with a literal name (`artifacts.load("x")`) in these files."""
+    return tuple(sorted({name for file in files for name in source_info(file).artifacts}))
 
 
 def input_hash(figure_id: str, article_file: Path, scale: str, seed: int, model: str, inputs: tuple[str, ...]) -> str:
     h = hashlib.sha256()
     h.update(f"{FORMAT_VERSION}|{figure_id}|{scale}|{seed}|{model}".encode())
-    files = list(source_closure(article_file)) + [paths.REPO / p for p in inputs]
+    closure = source_closure(article_file)
+    files = list(closure) + [paths.REPO / p for p in inputs]
     for file in files:
         h.update(paths.display(file).encode())
-        h.update(hashlib.sha256(file.read_bytes()).digest())
+        h.update(file_digest(file))
+    for name in artifact_refs(closure):  # only figures that load an artifact hash anything here
+        provenance = paths.MODELS / name / "provenance.json"
+        h.update(f"artifact:{name}".encode())
+        h.update(file_digest(provenance) if provenance.exists() else b"missing")
     return h.hexdigest()[:20]

@@ -4,6 +4,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ class Figure:
 
 _REGISTRY: dict[str, Figure] = {}
 IMPORT_ERRORS: dict[str, str] = {}  # producer file -> one-line error; its figures are missing, others build
+IMPORT_TRACEBACKS: dict[str, str] = {}  # producer file -> the full traceback of that error
 
 
 def figure(
@@ -58,23 +60,44 @@ def figure(
 
 
 def discover(root: Path | None = None) -> dict[str, Figure]:
-    """Import every build_figures/*.py module and return the registered figures, by id."""
+    """Import every build_figures/*.py module and return the registered figures, by id.
+
+    A module that fails to import is recorded in IMPORT_ERRORS (its figures are missing, the others
+    are returned). Planning and `--check` do not need this: see explorer.pipeline.index.scan.
+    """
     root = root or paths.BUILD_FIGURES
     for path in sorted(root.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        name = f"build_figures.{path.stem}"
-        if name in sys.modules:
-            continue
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except ExplorerError:  # e.g. a duplicate id: the contributor must fix it before anything builds
-            del sys.modules[name]
-            raise
-        except Exception as exc:
-            del sys.modules[name]
-            IMPORT_ERRORS[paths.display(path)] = f"cannot import: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        if not path.name.startswith("_"):
+            import_module(path)
     return dict(sorted(_REGISTRY.items()))
+
+
+def import_module(path: Path) -> str | None:
+    """Import one producer module (once per process); return its one-line import error, if any."""
+    name, where = f"build_figures.{path.stem}", paths.display(path)
+    if where in IMPORT_ERRORS:
+        return IMPORT_ERRORS[where]
+    if name in sys.modules:
+        return None
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ExplorerError:  # e.g. a duplicate id: the contributor must fix it before anything builds
+        del sys.modules[name]
+        raise
+    except BaseException as exc:  # a module calling sys.exit() at import must not end the build
+        del sys.modules[name]
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        IMPORT_ERRORS[where] = f"cannot import: {type(exc).__name__}: {' '.join(str(exc).split()) or repr(exc)}"
+        IMPORT_TRACEBACKS[where] = "".join(traceback.format_exception(exc))
+        return IMPORT_ERRORS[where]
+    return None
+
+
+def figures_of(path: Path) -> list[Figure]:
+    """The registered figures whose producers are defined in `path`."""
+    prefix = paths.display(path) + ":"
+    return [f for f in _REGISTRY.values() if f.source.startswith(prefix)]
