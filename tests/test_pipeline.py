@@ -1,6 +1,7 @@
 """The figure pipeline, driven through its command line on throwaway producers."""
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -235,3 +236,172 @@ def test_cache_rebuilds_corrupt_entries(tmp_path, monkeypatch):
     cache.cached("toy", {"lr": 0.2}, train, code=[test_cache_rebuilds_corrupt_entries])
     assert len(calls) == 3  # a new config trains anew
     assert hashlib.sha256(entry.read_bytes()).hexdigest() == entry.with_suffix(".sha256").read_text()
+
+
+class _Planted:
+    """Unpickling this creates a file: proof that loading a cache entry ran code."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_planted_cache_file_with_a_matching_checksum_runs_no_code(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr("explorer.paths.CACHE", tmp_path)
+    marker = tmp_path / "code-ran"
+    config, code = {"lr": 0.1}, [test_a_planted_cache_file_with_a_matching_checksum_runs_no_code]
+    path = cache.entry_path("toy", cache.cache_key("toy", config, code))
+    path.parent.mkdir(parents=True)
+    buf = io.BytesIO()
+    torch.save({"w": _Planted(str(marker))}, buf)
+    path.write_bytes(buf.getvalue())
+    path.with_suffix(".sha256").write_text(hashlib.sha256(buf.getvalue()).hexdigest())
+    value = cache.cached("toy", config, lambda: {"w": torch.ones(2)}, code=code)
+    assert not marker.exists(), "loading the cache ran code from the file"
+    assert torch.equal(value["w"], torch.ones(2))
+    warnings = [r.getMessage() for r in caplog.records if str(path.name) in r.getMessage()]
+    assert len(warnings) == 1 and "rebuilding" in warnings[0]
+    assert cache.decode(path.read_bytes())["w"].tolist() == [1.0, 1.0]  # rebuilt as data
+
+
+def test_an_unreadable_checksum_file_is_named_and_the_entry_rebuilt(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr("explorer.paths.CACHE", tmp_path)
+    calls = []
+    train = lambda: calls.append(1) or {"w": torch.arange(3.0)}  # noqa: E731
+    code = [test_an_unreadable_checksum_file_is_named_and_the_entry_rebuilt]
+    cache.cached("toy", {}, train, code=code)
+    checksum = next(tmp_path.rglob("*.sha256"))
+    checksum.write_bytes(b"\xff\xfe not text")
+    value = cache.cached("toy", {}, train, code=code)
+    assert len(calls) == 2 and torch.equal(value["w"], torch.arange(3.0))
+    assert any(checksum.name in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
+    cache.cached("toy", {}, train, code=code)
+    assert len(calls) == 2  # the rebuild wrote a good checksum
+
+
+def test_cache_temp_files_of_a_killed_run_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr("explorer.paths.CACHE", tmp_path)
+    folder = tmp_path / "models" / "toy"
+    folder.mkdir(parents=True)
+    dead = folder / ".abc.safetensors.4242424242.x1y2z3w4.tmp"
+    dead.write_bytes(b"half")
+    cache.cached("toy", {}, lambda: {"w": torch.zeros(1)}, code=[test_cache_temp_files_of_a_killed_run_are_removed])
+    assert not dead.exists() and not list(folder.glob(".*.tmp"))
+
+
+def test_every_cached_result_type_round_trips():
+    import numpy as np
+
+    from explorer.models.mlp import GroupResult
+    from explorer.models.training import TrainingRun
+
+    run = TrainingRun(
+        {"arch": {"d_model": 8, "d_mlp": None}, "train": {"lr": 3e-3}},
+        {"embed.W_E": torch.randn(5, 4), "blocks.0.ln1.w": torch.ones(4)},
+        [{"step": 0, "train_loss": float("nan"), "heldout_loss": 4.2}, {"step": 10, "train_loss": 3.0, "heldout_loss": float("inf")}],
+        [(0, {"w": torch.zeros(2)}), (10, {"w": torch.ones(2)})],
+        1280,
+        3.5,
+        1.25,
+    )
+    group = GroupResult([torch.randn(3, 2, 4, 3)], torch.randn(5, 2), torch.randn(5, 2), torch.rand(3, 2), torch.rand(3, 2))
+    tokens = {"tokenizer_json": '{"model": {}}', "train": torch.arange(7, dtype=torch.int16), "heldout": torch.arange(3, dtype=torch.int32)}
+    digits = {"checkpoints": [(0, {"fc1.weight": torch.randn(2, 2)}), (5, {"fc1.weight": torch.randn(2, 2)})], "history": [{"step": 0, "val_accuracy": 0.1}]}
+    sweep = {"induction": 0.83, "repeated_loss": 1.5, "icl": -0.25, "train_seconds": 12.0}
+    misc = {"array": np.arange(6.0, dtype=np.float32).reshape(2, 3), "scalar": np.float64(2.5), "int": np.int64(3), "keys": {1: "a", (2, 3): "b"},
+            "nested": (1, [2.0, (None, True)]), "bf16": torch.ones(2, dtype=torch.bfloat16), "view": torch.arange(8.0).reshape(2, 4)[:, 1]}
+    for value in (run, group, tokens, digits, sweep, misc):
+        back = cache.decode(cache.encode(value))
+        assert type(back) is type(value)
+        _assert_same(back, value)
+
+
+def _assert_same(a, b):
+    import dataclasses
+
+    import numpy as np
+
+    assert type(a) is type(b), (type(a), type(b))
+    if isinstance(b, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    elif isinstance(b, (np.ndarray, np.generic)):
+        assert a.dtype == b.dtype and np.shape(a) == np.shape(b) and np.array_equal(a, b)
+    elif dataclasses.is_dataclass(b):
+        for f in dataclasses.fields(b):
+            _assert_same(getattr(a, f.name), getattr(b, f.name))
+    elif isinstance(b, dict):
+        assert list(a) == list(b)
+        for k in b:
+            _assert_same(a[k], b[k])
+    elif isinstance(b, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same(x, y)
+    elif isinstance(b, float) and b != b:
+        assert a != a
+    else:
+        assert a == b
+
+
+def test_the_cache_refuses_what_is_not_data():
+    with pytest.raises(TypeError, match="cannot cache a function"):
+        cache.encode({"f": lambda: 1})
+    with pytest.raises(TypeError, match="cannot cache a PosixPath"):
+        cache.encode([Path("x")])
+
+
+def test_cache_keys_hash_the_import_closure_of_the_code(tmp_path, monkeypatch):
+    from explorer import paths
+    from explorer.models import recipes
+
+    files = {paths.display(f) for f in cache.code_files([recipes])}
+    assert {"explorer/models/fused_attention.py", "explorer/models/training.py", "explorer/data/corpus.py"} <= files
+    assert "explorer/cache.py" not in files  # the cache's own code is versioned by cache.FORMAT
+    # an edit to a module the entry point imports, and only to it, changes the key
+    repo = tmp_path / "repo"
+    (repo / "explorer").mkdir(parents=True)
+    (repo / "explorer" / "__init__.py").write_text("")
+    (repo / "explorer" / "trainer.py").write_text("from explorer import helper\n")
+    (repo / "explorer" / "helper.py").write_text("LR = 0.1\n")
+    (repo / "explorer" / "plots.py").write_text("from explorer import trainer\n")
+    monkeypatch.setattr(paths, "REPO", repo)
+    entry = repo / "explorer" / "trainer.py"
+    before = cache.cache_key("toy", {}, [entry])
+    (repo / "explorer" / "plots.py").write_text("from explorer import trainer\n# a plot changed\n")
+    assert cache.cache_key("toy", {}, [entry]) == before
+    (repo / "explorer" / "helper.py").write_text("LR = 0.2\n")
+    assert cache.cache_key("toy", {}, [entry]) != before
+
+
+def test_check_imports_neither_producers_nor_torch(tmp_path):
+    producers = tmp_path / "producers"
+    producers.mkdir()
+    write_producer(producers, "alpha", "alpha-fig")
+    (producers / "looped.py").write_text(textwrap.dedent('''
+        from explorer.pipeline import figure
+        for n in (1, 2):
+            figure(f"looped-{n}", title="t", caption="c", model="m")(lambda ctx: None)
+    '''))
+    probe = (
+        "import sys; from explorer.pipeline import build; stale = build.check(out=sys.argv[1]); "
+        "print(sorted(stale), 'torch' in sys.modules, sorted(m for m in sys.modules if m.startswith('build_figures.')))"
+    )
+    env = {**os.environ, "EXPLORER_PRODUCERS": str(producers), "EXPLORER_CACHE": str(tmp_path / "cache")}
+    first = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "out")], env=env, capture_output=True, text=True, check=True)
+    assert first.stdout.strip() == "['alpha-fig', 'looped-1', 'looped-2'] False ['build_figures.looped']"  # read once by importing it
+    again = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "out")], env=env, capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == "['alpha-fig', 'looped-1', 'looped-2'] False []"  # then from .cache/figure-index.json
+
+
+def test_figure_metadata_read_from_the_source_matches_what_registers():
+    from explorer.pipeline.index import FigureInfo, scan
+    from explorer.pipeline.registry import discover
+
+    static, registered = scan(), discover()
+    assert not static.errors
+    assert static.figures.keys() == registered.keys()
+    for fid, fig in registered.items():
+        read = static.figures[fid]
+        assert read == FigureInfo.of(fig) or read == FigureInfo(**{**FigureInfo.of(fig).__dict__, "title": ""}), fid

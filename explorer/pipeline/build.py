@@ -24,7 +24,6 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -457,6 +456,8 @@ def _locked(out: Path) -> Iterator[None]:
 
 
 def _versions() -> dict[str, str]:
+    from importlib import metadata
+
     found = {"python": platform.python_version()}
     for dist in TRACKED_VERSIONS:
         with contextlib.suppress(metadata.PackageNotFoundError):

@@ -43,9 +43,15 @@ def module_file(name: str) -> Path | None:
 
 
 def module_name(path: Path) -> str:
-    if not path.resolve().is_relative_to(paths.REPO):
+    return _module_name(str(path), paths.REPO)
+
+
+@lru_cache(maxsize=4096)
+def _module_name(path_str: str, repo: Path) -> str:
+    path = Path(path_str).resolve()
+    if not path.is_relative_to(repo):
         return f"build_figures.{path.stem}"  # a producer folder outside the checkout (tests)
-    rel = path.resolve().relative_to(paths.REPO).with_suffix("")
+    rel = path.relative_to(repo).with_suffix("")
     parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
     return ".".join(parts)
 
@@ -89,7 +95,7 @@ def source_info(path: Path) -> SourceInfo:
                 index["files"] = dict(data["files"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass  # missing or damaged: only a cache
-    key = f"{paths.display(path)}|{file_digest(path).hex()}"
+    key = f"{display(path)}|{file_digest(path).hex()}"
     index["used"].add(key)
     found = index["files"].get(key)
     if isinstance(found, list) and len(found) == 4:
@@ -155,11 +161,29 @@ def _read_source(path: Path) -> SourceInfo:
     return SourceInfo(frozenset(direct), frozenset(parents - direct), frozenset(artifacts), registers)
 
 
+_CLOSURES: dict[tuple, tuple[tuple, tuple[Path, ...]]] = {}
+
+
 def source_closure(path: Path, not_inputs: tuple[str, ...] = NOT_INPUTS) -> tuple[Path, ...]:
     """All local source files `path` depends on (itself included), sorted.
 
     Modules named in `not_inputs` (and their submodules) are neither included nor followed.
     """
+    key = (str(path), not_inputs, paths.REPO)
+    known = _CLOSURES.get(key)
+    if known is not None:
+        stats, closure = known
+        try:
+            if all(_stat_key(f) == s for f, s in zip(closure, stats)):
+                return closure  # no file of the closure changed, so neither did its imports
+        except OSError:
+            pass
+    closure = _source_closure(Path(path), not_inputs)
+    _CLOSURES[key] = (tuple(_stat_key(f) for f in closure), closure)
+    return closure
+
+
+def _source_closure(path: Path, not_inputs: tuple[str, ...]) -> tuple[Path, ...]:
     followed: set[Path] = set()
     parents: set[Path] = set()
     todo = [Path(path)]
@@ -200,18 +224,28 @@ def _file_digest(path: str, _mtime: int, _size: int) -> bytes:
     return hashlib.sha256(Path(path).read_bytes()).digest()
 
 
+@lru_cache(maxsize=4096)
+def _display(path_str: str, _repo: Path) -> str:
+    return paths.display(Path(path_str))
+
+
+def display(path: Path) -> str:
+    """paths.display, remembered (it resolves symlinks, which costs system calls)."""
+    return _display(str(path), paths.REPO)
+
+
 def files_digest(files: Iterable[Path], salt: str = "") -> str:
     """One hex digest over files' repo-relative names and contents (the same on every clone)."""
     h = hashlib.sha256(salt.encode())
     for file in files:
-        h.update(paths.display(file).encode())
+        h.update(display(file).encode())
         h.update(file_digest(file))
     return h.hexdigest()
 
 
 def per_file_digests(files: Iterable[Path]) -> dict[str, str]:
     """{repo-relative path: sha256 hex}: what a provenance record stores to say which file changed."""
-    return {paths.display(f): file_digest(f).hex() for f in files}
+    return {display(f): file_digest(f).hex() for f in files}
 
 
 def artifact_refs(files: Iterable[Path]) -> tuple[str, ...]:
@@ -225,7 +259,7 @@ def input_hash(figure_id: str, article_file: Path, scale: str, seed: int, model:
     closure = source_closure(article_file)
     files = list(closure) + [paths.REPO / p for p in inputs]
     for file in files:
-        h.update(paths.display(file).encode())
+        h.update(display(file).encode())
         h.update(file_digest(file))
     for name in artifact_refs(closure):  # only figures that load an artifact hash anything here
         provenance = paths.MODELS / name / "provenance.json"
