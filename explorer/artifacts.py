@@ -215,7 +215,7 @@ def train(name: str, device: str | None = None) -> dict[str, Any]:
             f"over its {BUDGET_BYTES / 1e6:.0f} MB budget; keep fewer checkpoints or store them in half precision"
         )
     _write_folder(folder(name), blob, record)
-    return record
+    return jsonio.read_json(provenance_file(name))
 
 
 def _write_folder(final: Path, blob: bytes, record: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """`make bench`: performance numbers, printed (never asserted).
 
-Sections: no-op figure build, full-scale build time per article (recorded in the manifest when
+Sections: no-op `figures --check` (goal <= 1 s), no-op figure build, full-scale build time per article (recorded in the manifest when
 the published figures were built, plus a cold rebuild of chosen articles with an empty model
 cache), bytes of figure spec + data per page, time from page load to all figures drawn in
 headless Chromium, and the model zoo's training throughput.
@@ -26,6 +26,7 @@ PAGE_GOAL = 1_500_000
 RENDER_GOAL_S = 1.5
 THROUGHPUT_GOAL = 0.9  # training through TransformerLens vs plain PyTorch, tokens per CPU-second
 ZOO_GOAL_S = 600
+CHECK_GOAL_S = 1.0  # `figures --check` when nothing is stale
 # Rebuilt from an empty model cache by default: the playground and the techniques chapter.
 COLD_ARTICLES = ("backprop", "activations", "weights", "features", "saliency", "loss_landscapes", "projections", "attention")
 
@@ -42,6 +43,21 @@ def _time(command: list[str], env: dict | None = None, repeat: int = 3) -> list[
 def bench_noop() -> None:
     times = _time([sys.executable, "-m", "explorer", "figures", "--quiet"])
     print(f"no-op `make figures`: min {min(times):.2f} s, median {statistics.median(times):.2f} s over {len(times)} runs")
+
+
+def bench_check() -> None:
+    """`figures --check` with nothing stale: reads sources and hashes files, imports no producer."""
+    command = [sys.executable, "-m", "explorer", "figures", "--check"]
+    subprocess.run(command, cwd=paths.REPO, capture_output=True)  # warm .cache/figure-index.json and the page cache
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        stale = subprocess.run(command, cwd=paths.REPO, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    note = "" if stale.returncode == 0 else f" ({len(stale.stdout.splitlines())} figures stale: the time is the same, the answer is not no-op)"
+    print(f"no-op `figures --check`: median {median:.2f} s, min {min(times):.2f} s over {len(times)} runs "
+          f"(goal <= {CHECK_GOAL_S:.0f} s){'' if median <= CHECK_GOAL_S else '  OVER GOAL'}{note}")
 
 
 def bench_recorded() -> None:
@@ -131,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", nargs="*", default=list(COLD_ARTICLES), metavar="ARTICLE", help="articles to rebuild from an empty cache")
     parser.add_argument("--no-zoo", action="store_true", help="skip training the model zoo from scratch")
     args = parser.parse_args(argv)
+    bench_check()
     bench_noop()
     bench_recorded()
     bench_cold(tuple(args.cold))

@@ -405,3 +405,9 @@ def test_figure_metadata_read_from_the_source_matches_what_registers():
     for fid, fig in registered.items():
         read = static.figures[fid]
         assert read == FigureInfo.of(fig) or read == FigureInfo(**{**FigureInfo.of(fig).__dict__, "title": ""}), fid
+
+
+def test_the_reference_page_is_generated_from_the_current_docstrings():
+    from explorer import reference
+
+    assert reference.PAGE.read_text() == reference.render(), "run `python -m explorer reference` and commit docs/contributing/reference.md"

@@ -31,7 +31,7 @@ from explorer import jsonio, paths
 from explorer.errors import ExplorerError, ModelUnavailable, UnknownName
 from explorer.pipeline import registry
 from explorer.pipeline.context import FigureContext, Scale
-from explorer.pipeline.hashing import input_hash, save_source_index
+from explorer.pipeline.hashing import frozen_files, input_hash, save_source_index
 from explorer.pipeline.index import FigureInfo, scan
 from explorer.pipeline.registry import Figure
 from explorer.pipeline.spec import SpecError, check_compiles, externalize_datasets, spec_of
@@ -168,11 +168,13 @@ def build(
     written; everything that goes wrong inside one figure is that figure's Outcome.
     """
     out = Path(out) if out else default_out(scale)
-    found = scan()
-    chosen = select(found.figures, ids, model, found.errors)
-    out.mkdir(parents=True, exist_ok=True)
-    _recover(out)
-    todo = plan(chosen, out, scale, model, force, _manifest(out))
+    with frozen_files():
+        found = scan()
+        chosen = select(found.figures, ids, model, found.errors)
+        if not out.is_dir():
+            out.mkdir(parents=True)
+        _recover(out)
+        todo = plan(chosen, out, scale, model, force, _manifest(out))
     outcomes = [Outcome(p.figure.id, "fresh") for p in todo if not p.stale]
     stale = [p for p in todo if p.stale]
     if stale:
@@ -482,10 +484,12 @@ def check(ids: Sequence[str] | None = None, out: Path | None = None) -> list[str
     read from its source and its last reading (in .cache/figure-index.json) is out of date.
     """
     out = Path(out) if out else default_out("full")
-    found = scan()
-    manifest = _manifest(out)
     stale = []
-    for p in plan(select(found.figures, ids, None, found.errors), out, "full", None, manifest=manifest):
+    with frozen_files():
+        found = scan()
+        manifest = _manifest(out)
+        planned = plan(select(found.figures, ids, None, found.errors), out, "full", None, manifest=manifest)
+    for p in planned:
         if p.error:
             stale.append(f"{p.figure.id} ({p.error})")
         elif p.stale:

@@ -29,9 +29,29 @@ ARTIFACT_LOADERS = ("load_artifact",)  # plain names that load an artifact; `art
 FIGURE_MODULES = ("explorer.pipeline", "explorer.pipeline.registry")  # where `figure` is imported from
 
 
+_FROZEN: dict[str, tuple[str, int, int]] | None = None  # stat results while files are taken as unchanging
+
+
 def _stat_key(path: Path) -> tuple[str, int, int]:
+    key = str(path)
+    if _FROZEN is not None and key in _FROZEN:
+        return _FROZEN[key]
     st = os.stat(path)
-    return str(path), st.st_mtime_ns, st.st_size
+    found = key, st.st_mtime_ns, st.st_size
+    if _FROZEN is not None:
+        _FROZEN[key] = found
+    return found
+
+
+@contextlib.contextmanager
+def frozen_files():
+    """Within this block, stat each file once: planning reads the same few files for every figure."""
+    global _FROZEN
+    outer, _FROZEN = _FROZEN, ({} if _FROZEN is None else _FROZEN)
+    try:
+        yield
+    finally:
+        _FROZEN = outer
 
 
 def module_file(name: str) -> Path | None:

@@ -44,7 +44,25 @@ def figure(
     model_option: bool = False,
     inputs: Sequence[str] = (),
 ) -> Callable[[Callable], Callable]:
-    """Register the decorated function as the producer of figure `id`."""
+    """Register the decorated function as the producer of figure `id`.
+
+    The producer takes a FigureContext and returns an Altair chart; the pipeline seeds, times,
+    validates (the spec must compile to Vega) and publishes it under docs/figures/<id>/.
+
+    - `id`: stable, unique across the site, lowercase with dashes, prefixed by the article.
+    - `title`, `caption`: shown with the figure; the caption says what is drawn and how.
+    - `model`: the model that made the figure, shown under it.
+    - `seed`: what Python, NumPy and torch are seeded with before the producer runs.
+    - `model_option`: True if `--model NAME` may recompute the figure on another model
+      (the producer reads `ctx.model`).
+    - `inputs`: extra files (repo-relative) whose content feeds the figure; local imports and
+      `artifacts.load("name")` calls are found by themselves.
+
+    Pass literals (or module-level constants, f-strings of them, names imported from explorer
+    modules): `figures --check` reads them from the source without importing the producer. A
+    figure registered any other way (in a loop, with a computed id) still works, at the price of
+    one import of its module whenever its source closure changes.
+    """
 
     def register(fn: Callable) -> Callable:
         where = f"{paths.display(inspect.getsourcefile(fn))}:{inspect.getsourcelines(fn)[1]}"
