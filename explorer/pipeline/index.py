@@ -78,10 +78,8 @@ def scan(root: Path | None = None, index_file: Path | None = None) -> Scan:
         except (SyntaxError, OSError, ValueError) as exc:
             result.errors[where] = _unreadable(path, exc)
             continue
-        known = index.get(where)
-        if known and known.get("closure") == digest:
-            infos = [FigureInfo(**{**f, "inputs": tuple(f["inputs"])}) for f in known["figures"]]
-        else:
+        infos = _remembered(index.get(where), digest)
+        if infos is None:
             try:
                 infos = static_figures(path)
             except NotStatic:
@@ -103,6 +101,16 @@ def scan(root: Path | None = None, index_file: Path | None = None) -> Scan:
     hashing.save_source_index()
     result.figures = dict(sorted(result.figures.items()))
     return result
+
+
+def _remembered(known: Any, digest: str) -> list[FigureInfo] | None:
+    """The figures recorded for a module whose closure still hashes to `digest`; None if unusable."""
+    if not isinstance(known, dict) or known.get("closure") != digest:
+        return None
+    try:
+        return [FigureInfo(**{**f, "inputs": tuple(f["inputs"])}) for f in known["figures"]]
+    except (TypeError, KeyError):  # written by another version: read the module again
+        return None
 
 
 def _unreadable(path: Path, exc: Exception) -> str:
