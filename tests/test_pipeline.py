@@ -393,6 +393,12 @@ def test_check_imports_neither_producers_nor_torch(tmp_path):
     assert first.stdout.strip() == "['alpha-fig', 'looped-1', 'looped-2'] False ['build_figures.looped']"  # read once by importing it
     again = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "out")], env=env, capture_output=True, text=True, check=True)
     assert again.stdout.strip() == "['alpha-fig', 'looped-1', 'looped-2'] False []"  # then from .cache/figure-index.json
+    # a build imports only what it builds: once alpha-fig is published, a no-op build imports nothing
+    (producers / "looped.py").unlink()
+    assert run(producers, "--out", str(tmp_path / "out"), env={"EXPLORER_CACHE": str(tmp_path / "cache")}).returncode == 0
+    noop = probe.replace("build.check(out=sys.argv[1])", "[o.id for o in build.build(out=sys.argv[1], progress=False) if o.status != 'fresh']")
+    built = subprocess.run([sys.executable, "-c", noop, str(tmp_path / "out")], env=env, capture_output=True, text=True, check=True)
+    assert built.stdout.strip() == "[] False []"
 
 
 def test_figure_metadata_read_from_the_source_matches_what_registers():

@@ -487,8 +487,9 @@ def check(ids: Sequence[str] | None = None, out: Path | None = None) -> list[str
     stale = []
     with frozen_files():
         found = scan()
+        chosen = select(found.figures, ids, None, found.errors)
         manifest = _manifest(out)
-        planned = plan(select(found.figures, ids, None, found.errors), out, "full", None, manifest=manifest)
+        planned = plan(chosen, out, "full", None, manifest=manifest)
     for p in planned:
         if p.error:
             stale.append(f"{p.figure.id} ({p.error})")
