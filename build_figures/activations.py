@@ -1,7 +1,8 @@
 """Activations: what the hidden units of a digits MLP output, in a healthy run and three sick ones.
 
-The same 64-64-32-10 MLP is trained four times (explorer/models/digits.py REGIMES). Every figure
-reads the hidden activations on the 360 validation digits at saved checkpoints.
+The same 64-64-32-10 MLP is trained in four regimes (explorer/models/digits.py REGIMES), each under
+several seeds (REGIME_SEEDS). Every figure reads the hidden activations on the 360 validation
+digits at saved checkpoints; figures draw the first seed, claims span all of them.
 """
 
 import altair as alt
@@ -9,15 +10,20 @@ import numpy as np
 import pandas as pd
 import torch
 
+from explorer.ensemble import claim_over_seeds
 from explorer.models.digits import (
+    CLASSES,
+    LAST_EVALUATIONS,
     REGIMES,
     SATURATION_THRESHOLD,
     TrainedDigits,
     dead_fraction,
     get_regime,
     hidden_activations,
+    late_accuracy,
     load_digits_split,
     saturated_fraction,
+    train_regime_seeds,
     train_regimes,
 )
 from explorer.pipeline import FigureContext, figure
@@ -123,34 +129,20 @@ def summary(regime: str, step: int, pre: np.ndarray, post: np.ndarray) -> str:
     caption=(
         "Left: share of ReLU units that output exactly zero on all 360 validation digits (dead units). "
         "Middle: share of tanh / sigmoid pre-activations in the saturated range, |z| > 2.65 for tanh "
-        "(|tanh z| > 0.99) and |z| > 4.6 for sigmoid (output below 0.01 or above 0.99). Right: validation accuracy. "
-        "The step axis is symmetric-log scaled. Pick the hidden layer; click a legend entry to highlight a regime."
+        "(|tanh z| > 0.99) and |z| > 4.6 for sigmoid (output below 0.01 or above 0.99). Right: validation accuracy "
+        "(chance: 10%). The lines are one training run per regime (seed 0); the numbers in the text are means over "
+        "several seeds with their range. The step axis is symmetric-log scaled. Pick the hidden layer; click a legend "
+        "entry to highlight a regime."
     ),
     model=MODEL,
 )
 def dead_units(ctx: FigureContext) -> alt.Chart:
-    runs = train_regimes(ctx.scale)
+    ensemble = train_regime_seeds(ctx.scale)
     x, _ = validation_inputs(ctx)
-    rows = []
-    for regime, run in runs.items():
-        for step in run.steps:
-            acts = activations_at(run, step, x)
-            everything = tuple(np.concatenate([a[i] for a in acts.values()], axis=1) for i in (0, 1))
-            for layer, (pre, post) in {**acts, "all": everything}.items():
-                rows.append({"regime": regime, "layer": layer, "step": step, "stuck": stuck_fraction(regime, pre, post)})
-    final = {regime: {r["layer"]: r["stuck"] for r in rows if r["regime"] == regime and r["step"] == run.steps[-1]} for regime, run in runs.items()}
-    first = {r["regime"]: r["stuck"] for r in rows if r["step"] == 0 and r["layer"] == "all"}
-    ctx.claim("dying_dead_fraction", final["dying-relu"]["all"])
-    ctx.claim("dying_dead_fraction_act1", final["dying-relu"]["act1"])
-    ctx.claim("dying_dead_fraction_act2", final["dying-relu"]["act2"])
-    ctx.claim("dying_dead_fraction_init", first["dying-relu"])
-    ctx.claim("healthy_dead_fraction", final["healthy"]["all"])
-    ctx.claim("tanh_saturated_fraction", final["saturated-tanh"]["all"])
-    ctx.claim("sigmoid_saturated_fraction", final["saturated-sigmoid"]["all"])
-    ctx.claim("tanh_saturated_fraction_init", first["saturated-tanh"])
-    for regime, run in runs.items():
-        ctx.claim(f"{regime.replace('-', '_')}_val_accuracy", run.history[-1]["val_accuracy"])
-    ctx.claim("dying_dead_by_step", next(r["step"] for r in rows if r["regime"] == "dying-relu" and r["layer"] == "all" and r["stuck"] > 0.5))
+    per_seed = {seed: stuck_rows(runs, x) for seed, runs in ensemble.items()}
+    drawn_seed = next(iter(ensemble))
+    runs, rows = ensemble[drawn_seed], per_seed[drawn_seed]
+    record_claims(ctx, ensemble, per_seed)
 
     accuracy = pd.DataFrame([{"regime": regime, "step": max(h["step"], 0), "accuracy": h["val_accuracy"]} for regime, run in runs.items() for h in run.history])
     layer = alt.param("layer", value="all", bind=alt.binding_select(options=["all", *LAYERS], labels=["all hidden units", *LAYERS.values()], name="Layer "))
@@ -182,6 +174,62 @@ def dead_units(ctx: FigureContext) -> alt.Chart:
     )
     # The legend selection lives in one view (the legend is shared): added to all three, Altair dedupes it with a warning.
     return alt.hconcat(panel(relu, "dead ReLU units").add_params(highlight), panel(squashing, "saturated pre-activations"), acc).add_params(layer)
+
+
+def stuck_rows(runs: dict[str, TrainedDigits], x: torch.Tensor) -> list[dict]:
+    """One row per (regime, layer, checkpoint) with the stuck share; layer "all" pools both hidden layers."""
+    rows = []
+    for regime, run in runs.items():
+        for step in run.steps:
+            acts = activations_at(run, step, x)
+            everything = tuple(np.concatenate([a[i] for a in acts.values()], axis=1) for i in (0, 1))
+            for layer, (pre, post) in {**acts, "all": everything}.items():
+                rows.append({"regime": regime, "layer": layer, "step": step, "stuck": stuck_fraction(regime, pre, post)})
+    return rows
+
+
+def revived_share(run: TrainedDigits, layer: str, x: torch.Tensor) -> float:
+    """Share of the layer's units that were dead at some checkpoint after initialization and fire at the end."""
+    dead = np.stack([np.all(activations_at(run, step, x)[layer][1] <= 0, axis=0) for step in run.steps[1:]])  # (checkpoints, units)
+    return float(np.mean(dead[:-1].any(axis=0) & ~dead[-1]))
+
+
+def record_claims(ctx: FigureContext, ensemble: dict[int, dict[str, TrainedDigits]], per_seed: dict[int, list[dict]]) -> None:
+    """Every number the page quotes, over all seeds: mean, range and per-seed values (explorer.ensemble)."""
+    x, _ = validation_inputs(ctx)
+
+    def at(seed: int, regime: str, layer: str, step: int | None = None) -> float:
+        run = ensemble[seed][regime]
+        step = run.steps[-1] if step is None else step
+        return next(r["stuck"] for r in per_seed[seed] if r["regime"] == regime and r["layer"] == layer and r["step"] == step)
+
+    def peak(seed: int, regime: str, layer: str) -> float:
+        return max(r["stuck"] for r in per_seed[seed] if r["regime"] == regime and r["layer"] == layer)
+
+    def over_seeds(key: str, value) -> None:
+        claim_over_seeds(ctx, key, {seed: value(seed) for seed in ensemble})
+
+    over_seeds("dying_dead_fraction", lambda s: at(s, "dying-relu", "all"))
+    over_seeds("dying_dead_fraction_act1", lambda s: at(s, "dying-relu", "act1"))
+    over_seeds("dying_dead_fraction_act2", lambda s: at(s, "dying-relu", "act2"))
+    over_seeds("dying_dead_fraction_act2_peak", lambda s: peak(s, "dying-relu", "act2"))
+    over_seeds("dying_revived_act1", lambda s: revived_share(ensemble[s]["dying-relu"], "act1", x))
+    over_seeds("dying_revived_act2", lambda s: revived_share(ensemble[s]["dying-relu"], "act2", x))
+    over_seeds("dying_dead_fraction_init", lambda s: at(s, "dying-relu", "all", 0))
+    over_seeds("healthy_dead_fraction", lambda s: at(s, "healthy", "all"))
+    over_seeds("tanh_saturated_fraction", lambda s: at(s, "saturated-tanh", "all"))
+    over_seeds("sigmoid_saturated_fraction", lambda s: at(s, "saturated-sigmoid", "all"))
+    over_seeds("tanh_saturated_fraction_init", lambda s: at(s, "saturated-tanh", "all", 0))
+    over_seeds("sigmoid_saturated_fraction_init", lambda s: at(s, "saturated-sigmoid", "all", 0))
+    for regime in REGIMES:
+        over_seeds(f"{regime.replace('-', '_')}_val_accuracy", lambda s, regime=regime: late_accuracy(ensemble[s][regime]))
+    ctx.claim("accuracy_evaluations_averaged", LAST_EVALUATIONS)
+    ctx.claim("chance_accuracy", 1 / CLASSES)
+    ctx.claim("seeds", len(ensemble))
+    # The first checkpoint with more than half of all units dead, in the slowest seed.
+    first_majority = {s: next(r["step"] for r in per_seed[s] if r["regime"] == "dying-relu" and r["layer"] == "all" and r["stuck"] > 0.5) for s in ensemble}
+    ctx.claim("dying_dead_by_step", max(first_majority.values()))
+    ctx.claim("dying_dead_by_step_seeds", {str(s): step for s, step in first_majority.items()})
 
 
 @figure(

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from explorer.ensemble import claim_over_seeds
 from explorer.jsonio import significant
-from explorer.models.digits import REGIMES, hidden_activations, load_digits_split, train_regimes
+from explorer.models.digits import REGIMES, TrainedDigits, hidden_activations, load_digits_split, train_regime_seeds, train_regimes
 from explorer.pipeline import FigureContext, figure
 
 LAYERS = {"fc1": "layer 1 (64 x 64)", "fc2": "layer 2 (64 x 32)", "out": "output (32 x 10)"}
@@ -21,7 +22,8 @@ MODEL = "MLP 64-64-32-10 on scikit-learn digits, trained in four regimes by expl
         "Each small square is one hidden unit of the first layer: its 64 incoming weights laid out like the 8x8 image they "
         "multiply. Orange: a bright pixel there raises the unit's pre-activation; blue: lowers it. Each template is scaled "
         "to its own largest |weight|. Units are sorted by the digit that drives them hardest on average; "
-        "'dead' marks units that output zero on every validation digit."
+        "'dead' marks units that output zero on every validation digit. One training run per regime (seed 0); "
+        "the numbers in the text are means over several seeds with their range."
     ),
     model=MODEL,
 )
@@ -35,13 +37,15 @@ def templates(ctx: FigureContext) -> alt.Chart:
             model = run.model_at(step).to(ctx.device)
             _, post = hidden_activations(model, x)["act1"]  # (360, 64)
             ctx.asset(f"templates/{regime}-{step}.json", {"units": template_rows(model.fc1.weight.detach().cpu().numpy(), post.cpu().numpy(), split.y_val)})
-    final = {regime: runs[regime].model.fc1.weight.detach() for regime in runs}
-    first = {regime: runs[regime].model_at(0).fc1.weight.detach() for regime in runs}
-    ctx.claim("healthy_fc1_relative_change", float((final["healthy"] - first["healthy"]).norm() / first["healthy"].norm()))
+    ensemble = train_regime_seeds(ctx.scale)  # the drawn runs are its first seed
     blank = np.flatnonzero(split.x_train.max(axis=0) == 0)  # pixels that are zero in every training digit
     ctx.claim("blank_pixels", len(blank))
-    ctx.claim("blank_pixel_max_change", float((final["healthy"] - first["healthy"])[:, blank].abs().max()) if len(blank) else 0.0)
-    ctx.claim("dying_fc1_relative_change", float((final["dying-relu"] - first["dying-relu"]).norm() / first["dying-relu"].norm()))
+    # No gradient reaches a weight on an always-blank pixel: exactly zero change, in every seed and regime.
+    ctx.claim("blank_pixel_max_change", max(float(fc1_change(run)[:, blank].abs().max()) if len(blank) else 0.0
+                                            for runs_of_seed in ensemble.values() for run in runs_of_seed.values()))  # fmt: skip
+    for regime in ("healthy", "dying-relu"):
+        claim_over_seeds(ctx, f"{regime.split('-')[0]}_fc1_relative_change", {seed: relative_change(r[regime]) for seed, r in ensemble.items()})
+    ctx.claim("seeds", len(ensemble))
 
     chart = (
         alt.Chart(alt.Data(name="units"))
@@ -68,6 +72,16 @@ def templates(ctx: FigureContext) -> alt.Chart:
         ],
         "source": {"url": "templates/{regime}-{step}.json", "datasets": ["units"]},
     }})  # fmt: skip
+
+
+def fc1_change(run: TrainedDigits) -> torch.Tensor:
+    """(units, 64) first-layer weights at the end minus at initialization."""
+    return run.model.fc1.weight.detach() - run.model_at(0).fc1.weight.detach()
+
+
+def relative_change(run: TrainedDigits) -> float:
+    """How far training moved the first layer: ||W_end - W_0|| / ||W_0|| (Frobenius norms)."""
+    return float(fc1_change(run).norm() / run.model_at(0).fc1.weight.detach().norm())
 
 
 def template_rows(weight: np.ndarray, post: np.ndarray, labels: np.ndarray) -> list[dict]:

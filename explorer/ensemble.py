@@ -1,0 +1,66 @@
+"""Claims measured over several seeds: the mean, the range, and every seed's value.
+
+A number that comes from training is reported over at least 3 seeds. `claim_over_seeds(ctx, key,
+{seed: value})` records
+
+    key          the mean over the seeds (what the page quotes),
+    key_min      the smallest and
+    key_max      the largest value: the interval the page quotes beside the mean,
+    key_seeds    {seed: value}, every seed's own value, for readers and tests.
+
+Another machine, thread count or CPU code path trains slightly different networks; its mean is
+expected inside this range (tests/test_reproducible.py checks it), not equal to the digit.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+MIN_SEEDS = 3
+
+
+def spread(values: Mapping[int, float]) -> dict[str, Any]:
+    """{"mean", "min", "max", "seeds"} of per-seed values; at least MIN_SEEDS of them."""
+    if len(values) < MIN_SEEDS:
+        raise ValueError(f"a claim over seeds needs at least {MIN_SEEDS} seeds, got {len(values)}")
+    array = np.array([float(v) for v in values.values()])
+    return {"mean": float(array.mean()), "min": float(array.min()), "max": float(array.max()),
+            "seeds": {str(seed): float(v) for seed, v in values.items()}}  # fmt: skip
+
+
+def claim_over_seeds(ctx, key: str, values: Mapping[int, float]) -> float:
+    """Record `key` (mean), `key_min`, `key_max` and `key_seeds` on the figure context; return the mean."""
+    summary = spread(values)
+    ctx.claim(key, summary["mean"])
+    ctx.claim(f"{key}_min", summary["min"])
+    ctx.claim(f"{key}_max", summary["max"])
+    ctx.claim(f"{key}_seeds", summary["seeds"])
+    return summary["mean"]
+
+
+def interval_claims(claims: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """{key: (min, max)} for every claim recorded by claim_over_seeds in `claims`."""
+    return {key: (claims[f"{key}_min"], claims[f"{key}_max"]) for key in claims
+            if f"{key}_min" in claims and f"{key}_max" in claims and f"{key}_seeds" in claims}  # fmt: skip
+
+
+def compare_claims(reference: Mapping[str, Any], other: Mapping[str, Any]) -> list[str]:
+    """What moved between two builds of the same figure, one line per claim that breaks the rule:
+    a claim over seeds (its mean) must lie inside the reference's [min, max]; any other claim must
+    be equal. The per-seed values themselves (`*_seeds`) and the ranges may move."""
+    intervals = interval_claims(reference)
+    derived = {f"{k}_{s}" for k in intervals for s in ("min", "max")}
+    problems = []
+    for key in sorted(set(reference) | set(other)):
+        if key in derived or key.endswith("_seeds"):
+            continue
+        if key not in reference or key not in other:
+            problems.append(f"{key}: only in {'the reference' if key in reference else 'the other build'}")
+        elif key in intervals:
+            lo, hi = intervals[key]
+            if not lo <= other[key] <= hi:
+                problems.append(f"{key}: {other[key]:.4g} outside the reference's range {lo:.4g}-{hi:.4g}")
+        elif other[key] != reference[key]:
+            problems.append(f"{key}: {reference[key]!r} -> {other[key]!r}")
+    return problems
