@@ -7,6 +7,7 @@ changes what is drawn; text from data is shown as text.
 
 import functools
 import http.server
+import math
 import os
 import shutil
 import subprocess
@@ -208,21 +209,118 @@ def test_figures_render_after_instant_navigation_and_palette_switch(browser, sit
 def test_a_fresh_control_puts_clicked_selections_back_to_their_defaults(browser, site_url):
     """heads-viewer: a head picked in one model must not stay picked in a model that lacks it."""
     tab = Tab(browser, site_url)
-    pick = "() => window.explorerFigures.get('heads-viewer').view.data('pick_store').map(t => t.values)"
     try:
         tab.page.goto(site_url + "interpretability/attention_heads/")
         tab.wait_for_figures()
-        default = tab.page.evaluate(pick)
+        default = tab.page.evaluate(PICK)
         assert default == [[0, 0]]
         figure = tab.page.locator("figure[data-figure=heads-viewer]")
-        heads = figure.locator("g.concat_0_concat_0_cell g.role-mark")  # the overview grid: one cell per head
+        heads = figure.locator(THUMBNAILS)  # the overview: one facet cell per head
         assert heads.count() == 8  # induction-2l, the default: 2 layers of 4 heads
-        heads.nth(7).locator("path").nth(40).click()
-        assert tab.page.evaluate(pick) == [[1, 3]]
+        click_in(tab.page, heads.nth(7), 0.5, 0.9)  # on the pattern of L1H3
+        assert tab.page.evaluate(PICK) == [[1, 3]]
         control = figure.locator(".explorer-figure__controls select")
         control.select_option(next(v for v in control.evaluate("s => [...s.options].map(o => o.value)") if v.startswith("attn-only-1l")))
         tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
-        assert tab.page.evaluate(pick) == default
+        assert tab.page.evaluate(PICK) == default
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
+
+
+PICK = "() => window.explorerFigures.get('heads-viewer').view.data('pick_store').map(t => t.values)"
+THUMBNAILS = "g.mark-group.role-scope[class*='_cell'] > g"  # the facet cells of the first facet: one per head
+
+
+def click_in(page, locator, fx: float, fy: float, **options) -> None:
+    """Click at a fraction (fx, fy) of an element's box (SVG boxes measured by the browser itself)."""
+    box = locator.evaluate("e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }")
+    page.mouse.click(box[0] + fx * box[2], box[1] + fy * box[3], **options)
+
+
+def test_the_heads_viewer_always_shows_exactly_one_named_head(browser, site_url):
+    """A click on a blank part of a thumbnail picks that head; a click between thumbnails or a
+    shift-click keeps the pick; the enlarged panel shows that one head and names it."""
+    tab = Tab(browser, site_url)
+    detail = "() => { const v = window.explorerFigures.get('heads-viewer').view; return v.data('pick_store').length; }"
+    try:
+        tab.page.goto(site_url + "interpretability/attention_heads/")
+        tab.wait_for_figures()
+        figure = tab.page.locator("figure[data-figure=heads-viewer]")
+        heads = figure.locator(THUMBNAILS)
+        click_in(tab.page, heads.nth(7), 0.92, 0.08)  # the blank, masked corner of L1H3 (keys after the query)
+        assert tab.page.evaluate(PICK) == [[1, 3]]
+        titles = figure.locator("g.role-title text").all_text_contents()
+        assert any("L1H3" in t for t in titles), titles
+        box = heads.nth(7).evaluate("e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.height]; }")
+        tab.page.mouse.click(box[0] - 3, box[1] + box[2] / 2)  # the gap between L1H2 and L1H3
+        tab.page.keyboard.down("Shift")
+        click_in(tab.page, heads.nth(7), 0.3, 0.8)
+        tab.page.keyboard.up("Shift")
+        assert tab.page.evaluate(PICK) == [[1, 3]] and tab.page.evaluate(detail) == 1
+        shown = tab.page.evaluate("""() => { const v = window.explorerFigures.get('heads-viewer').view;
+            const tokens = v.data('tokens').length; return [tokens, document.querySelectorAll(
+            "figure[data-figure=heads-viewer] g.concat_1_layer_0_marks > path").length]; }""")
+        assert shown[1] == shown[0] * (shown[0] + 1) // 2, shown  # one head's pattern, not all heads overlaid
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
+
+
+def test_the_heads_viewer_text_shows_the_picked_heads_attention_row(browser, site_url):
+    """Hovering (or arrowing to) a token colours the tokens it can see by the picked head's weights."""
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url + "interpretability/attention_heads/")
+        tab.wait_for_figures()
+        figure = tab.page.locator("figure[data-figure=heads-viewer]")
+        click_in(tab.page, figure.locator(THUMBNAILS).nth(5), 0.5, 0.9)  # L1H1
+        tokens = figure.locator(".explorer-textview__token")
+        tokens.nth(20).hover()
+        tokens.nth(20).focus()
+        tab.page.keyboard.press("ArrowRight")
+        state = tab.page.evaluate("""() => { const r = window.explorerFigures.get('heads-viewer');
+            const row = r.view.data('attn').find(d => d.l === 1 && d.h === 1 && d.q === 21);
+            const spans = [...r.el.querySelectorAll('.explorer-textview__token')];
+            return {hq: r.view.signal('hq'), selected: spans.findIndex(s => s.getAttribute('aria-selected') === 'true'),
+                    focused: spans.indexOf(document.activeElement), masked: spans.filter(s => s.classList.contains('is-masked')).length,
+                    n: spans.length, labels: spans.slice(0, 22).map(s => s.getAttribute('aria-label')), weights: row.w}; }""")
+        assert state["hq"] == state["selected"] == state["focused"] == 21
+        assert state["masked"] == state["n"] - 22  # the keys after the query
+        for label, weight in zip(state["labels"], state["weights"]):
+            assert label.endswith(f"attention {weight / 100:.2f}"), (label, weight)
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
+
+
+def test_logit_lens_position_slider_is_bounded_by_the_prompt_and_resets(browser, site_url):
+    """The window slider ends where the prompt ends (the last window is full), and a new model or
+    prompt puts it back at the first position, bounded by the new prompt."""
+    tab = Tab(browser, site_url)
+    state = """() => { const r = window.explorerFigures.get('residual-logit-lens');
+        const rows = r.view.data('lens'); const input = r.el.querySelector('input[type=range]');
+        return {n: Math.max(...rows.map(d => d.p)) + 1, stages: new Set(rows.map(d => d.s)).size, start: r.view.signal('start'),
+                max: Number(input.max), value: Number(input.value),
+                cells: r.el.querySelectorAll('g.layer_0_marks > path').length}; }"""
+    try:
+        tab.page.goto(site_url + "interpretability/residual_stream/")
+        tab.wait_for_figures()
+        figure = tab.page.locator("figure[data-figure=residual-logit-lens]")
+        first = tab.page.evaluate(state)
+        assert first["max"] == first["n"] - 16 and first["start"] == 0, first
+        figure.locator("input[type=range]").evaluate("w => { w.value = w.max; w.dispatchEvent(new Event('input', {bubbles: true})); }")
+        tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
+        last = tab.page.evaluate(state)
+        assert last["start"] == last["n"] - 16 and last["cells"] == 16 * last["stages"], last  # a full window, not an empty chart
+        select = figure.locator(".explorer-figure__controls select")
+        select.select_option("induction-2l--repeat")
+        tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
+        other = tab.page.evaluate(state)
+        assert other["n"] != first["n"], (first, other)
+        assert other["start"] == other["value"] == 0 and other["max"] == other["n"] - 16, other
+        assert other["cells"] == 16 * other["stages"], other
+        assert "residual-logit-lens.start" not in tab.page.url
         assert not tab.problems, tab.problems
     finally:
         tab.close()
@@ -238,6 +336,24 @@ from explorer.pipeline import figure
 def produce(ctx):
     frame = pd.DataFrame({{"label": ["{XSS}", "<img src=x onerror=alert(2)>"], "v": [1, 2]}})
     return alt.Chart(frame).mark_text(align="left", fontSize=16).encode(y="label:N", text="label:N", tooltip="label:N").properties(width=400)
+
+
+HOSTILE = ["{XSS}", "<img src=x onerror=alert(2)>", " and\\n", "&lt;b&gt;"]
+
+
+@figure("xss-text", title="Tokens", caption="Tokens from data, in a text view.", model="none")
+def produce_text(ctx):
+    from explorer import charts
+
+    tokens = [{{"p": i, "t": t, "v": (i + 1) / len(HOSTILE)}} for i, t in enumerate(HOSTILE)]
+    rows = [{{"p": i, "c": t, "v": 0.5}} for i, t in enumerate(HOSTILE)]
+    chart = alt.Chart(alt.InlineData(values=tokens, name="tokens")).mark_bar().encode(x="p:O", y="v:Q").properties(width=200)
+    details = alt.Chart(alt.InlineData(values=rows, name="rows")).mark_point().encode(x="p:O").properties(width=200)
+    text = charts.text_view("tokens", label="{XSS}", default=1,
+                            color={{"data": "tokens", "key": "p", "value": "v", "label": "{XSS}", "legend": "{{@t}} {{@text}}"}},
+                            details={{"data": "rows", "match": {{"p": "@hover"}}, "title": "{{@t}} {{c}}",
+                                     "columns": [{{"field": "c", "label": "<img src=y onerror=alert(3)>", "token": True}}]}})
+    return alt.hconcat(chart, details).properties(usermeta={{"explorer": {{"text": text}}}})
 '''
 
 
@@ -250,7 +366,7 @@ def xss_site(tmp_path_factory, mkdocs_build) -> str:
     env = {**os.environ, "EXPLORER_PRODUCERS": str(producers)}
     subprocess.run([sys.executable, "-m", "explorer", "figures", "--quiet", "--out", str(docs / "figures")], env=env, check=True, capture_output=True)
     shutil.copytree(paths.DOCS / "assets", docs / "assets")
-    (docs / "index.md").write_text("# Labels\n\n{{ figure: xss-label }}\n")
+    (docs / "index.md").write_text("# Labels\n\n{{ figure: xss-label }}\n\n{{ figure: xss-text }}\n")
     config = root / "mkdocs.yml"
     config.write_text(
         "site_name: xss\ndocs_dir: docs\ntheme: {name: material, font: false}\n"
@@ -283,12 +399,39 @@ def test_labels_from_data_are_shown_as_text(browser, xss_site):
         tab.close()
 
 
+def test_text_views_show_tokens_from_data_as_text(browser, xss_site):
+    """Hostile tokens go through the text view (tokens, colour legend, details) as text, never HTML."""
+    tab = Tab(browser, xss_site)
+    try:
+        tab.page.goto(xss_site)
+        tab.wait_for_figures()
+        view = tab.page.locator("figure[data-figure=xss-text] .explorer-textview")
+        tokens = view.locator(".explorer-textview__token")
+        assert tokens.all_text_contents() == [XSS, "<img·src=x·onerror=alert(2)>", "·and⏎", "&lt;b&gt;"]
+        tokens.nth(0).hover()
+        tokens.nth(1).focus()
+        tab.page.keyboard.press("ArrowRight")
+        assert view.locator(".explorer-textview__title").text_content().startswith("·and⏎ ")
+        tokens.nth(1).hover()
+        assert "<img·src=x·onerror=alert(2)>" in view.locator(".explorer-textview__key").text_content()
+        assert view.locator("th").text_content() == "<img src=y onerror=alert(3)>"
+        assert XSS in view.locator(".explorer-textview__label").text_content()
+        assert not tab.dialogs, tab.dialogs
+        assert tab.page.locator("figure.explorer-figure img, figure.explorer-figure script, figure .explorer-textview b").count() == 0
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
+
+
 PLANE = """id => {
     const view = window.explorerFigures.get(id).view;
     for (const name of Object.keys(view._runtime.data)) {
         let rows;
         try { rows = view.data(name); } catch (e) { continue; }
-        if (rows.length > 100 && rows[0] && 'cell' in rows[0] && 'p' in rows[0]) return rows.map(d => [d.x, d.y, d.p, d.c]);
+        if (rows.length > 100 && rows[0] && 'cell' in rows[0] && 'p' in rows[0] && '0' in rows[0]) {
+            const step = view.signal('ckpt');
+            return rows.map(d => [d.x, d.y, d[String(step)], step]);
+        }
     }
     return null;
 }"""
@@ -308,10 +451,14 @@ def test_playground_planes_are_the_stored_network(browser, site_url):
         tab.page.goto(site_url + "curriculum/backprop/")
         tab.wait_for_figures()
         figure = tab.page.locator("figure#fig-backprop-playground")
-        for choice in ({}, {"layers": "3", "activation": "relu", "output": "softmax-ce"}):
+        for choice in ({}, {"layers": "3", "activation": "relu", "output": "softmax-ce", "ckpt": 4}):
             for name, value in choice.items():
-                figure.locator(f".explorer-figure__controls select[name={name}]").select_option(value)
-                tab.wait_for_figures()
+                if name == "ckpt":
+                    figure.locator("input[type=range][name=ckpt]").evaluate(
+                        f"w => {{ w.value = '{value}'; w.dispatchEvent(new Event('input', {{bubbles: true}})); }}")
+                else:
+                    figure.locator(f".explorer-figure__controls select[name={name}]").select_option(value)
+                tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
             tab.page.wait_for_timeout(200)
             plane = tab.page.evaluate(PLANE, "backprop-playground")
             assert plane, "no plane dataset in the playground view"
@@ -334,6 +481,144 @@ def test_playground_planes_are_the_stored_network(browser, site_url):
                 expected = torch.sigmoid(logits[:, 0]) if cfg["out"] == 1 else torch.softmax(logits, -1)[:, 1]
             drawn = torch.tensor([p for _, _, p, _ in plane], dtype=torch.float64)
             assert torch.allclose(drawn, expected, atol=1e-6), (choice, (drawn - expected).abs().max())
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
+
+
+# Items of the playground's marks, read from Vega's scenegraph (the playground draws on a canvas).
+MARK_ITEMS = """([id, type]) => {
+    const out = [];
+    const visit = (node) => {
+        if (!node) return;
+        if (node.marktype === type) for (const it of node.items || []) out.push({
+            datum: it.datum, strokeWidth: it.strokeWidth, size: it.size, text: it.text,
+            width: it.bounds ? it.bounds.x2 - it.bounds.x1 : null, height: it.bounds ? it.bounds.y2 - it.bounds.y1 : null});
+        for (const it of node.items || []) for (const child of it.items || []) visit(child);
+    };
+    visit(window.explorerFigures.get(id).view.scenegraph().root);
+    return out;
+}"""
+PLAYGROUND = "curriculum/backprop/"
+
+
+def playground_height(tab) -> float:
+    return tab.page.evaluate("() => window.explorerFigures.get('backprop-playground').view.scenegraph().root.items[0].bounds.height()")
+
+
+def set_playground(tab, **values):
+    figure = tab.page.locator("figure#fig-backprop-playground")
+    for name, value in values.items():
+        if name == "ckpt":
+            figure.locator("input[type=range][name=ckpt]").evaluate(
+                f"w => {{ w.value = '{value}'; w.dispatchEvent(new Event('input', {{bubbles: true}})); }}")
+        else:
+            figure.locator(f".explorer-figure__controls select[name={name}]").select_option(str(value))
+        tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
+
+
+def test_playground_shrinks_back_when_layers_or_width_drop(browser, site_url):
+    """3 layers -> 1 and width 8 -> 2 used to leave empty rows of frames (the figure grew to 1,572 px)."""
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url + PLAYGROUND)
+        tab.wait_for_figures()
+        small = playground_height(tab)
+        set_playground(tab, layers=3, width=8)
+        big = playground_height(tab)
+        set_playground(tab, width=2)
+        narrow = playground_height(tab)
+        set_playground(tab, layers=1, width=4)
+        assert big > small + 60  # two more rows of neuron planes
+        assert narrow <= big
+        assert abs(playground_height(tab) - small) < 2, "back at 1 layer of 4, the figure must be its first size again"
+        rows = {item["datum"]["layer"] for item in tab.page.evaluate(MARK_ITEMS, ["backprop-playground", "rect"])
+                if item["datum"] and "layer" in item["datum"]}
+        assert rows == {"layer 1"}
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
+
+
+def test_playground_gradient_edges_share_one_log_scale_and_zero_draws_nothing(browser, site_url):
+    """Backward edges used to be rescaled at every checkpoint: a 1e-8 gradient looked as thick as a large
+    one, and a tooltip reading dL/dw = 0 sat under a thick edge."""
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url + PLAYGROUND)
+        tab.wait_for_figures()
+        widths = {}
+        for step in (0, 10):
+            set_playground(tab, ckpt=step)
+            rules = [r for r in tab.page.evaluate(MARK_ITEMS, ["backprop-playground", "rule"]) if r["datum"] and "grad" in r["datum"]]
+            backward = [r for r in rules if r["datum"]["value"] == r["datum"]["grad"] and r["datum"]["weight"] != r["datum"]["grad"]]
+            assert backward, "no backward edges drawn"
+            assert all(r["datum"]["grad"] != 0 for r in backward), "a zero gradient must draw no edge"
+            for r in backward:  # width follows log10 |g| over four decades below the run's largest gradient
+                g, gmax = abs(r["datum"]["grad"]), r["datum"]["vmax"]
+                expected = 0.4 + 5.6 * min(1, max(0, 1 + math.log10(g / gmax) / 4))
+                assert r["strokeWidth"] == pytest.approx(expected, abs=1e-6)
+            widths[step] = max(r["strokeWidth"] for r in backward)
+        assert widths[10] < widths[0], "late, tiny gradients must look thinner than the early, large ones"
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
+
+
+def test_playground_node_values_fit_in_their_circles(browser, site_url):
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url + PLAYGROUND)
+        tab.wait_for_figures()
+        set_playground(tab, layers=3, width=8, ckpt=3)
+        circles = tab.page.evaluate(MARK_ITEMS, ["backprop-playground", "symbol"]) + tab.page.evaluate(MARK_ITEMS, ["backprop-playground", "arc"])
+        sizes = {r["size"] for r in circles if r["size"]}
+        diameter = 2 * math.sqrt(max(sizes) / math.pi)
+        labels = [t for t in tab.page.evaluate(MARK_ITEMS, ["backprop-playground", "text"]) if t["datum"] and "delta" in t["datum"]]
+        assert labels
+        wide = [(t["text"], round(t["width"], 1)) for t in labels if t["text"] and t["width"] > diameter - 2]
+        assert not wide, f"labels wider than their {diameter:.0f} px circles: {wide[:5]}"
+    finally:
+        tab.close()
+
+
+def test_an_address_with_a_state_opens_the_figure_in_it_and_controls_update_the_address(browser, site_url):
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url + PLAYGROUND + "?backprop-playground.dataset=circle&backprop-playground.ckpt=3")
+        tab.wait_for_figures()
+        figure = tab.page.locator("figure#fig-backprop-playground")
+        assert figure.locator("select[name=dataset]").input_value() == "circle"
+        assert figure.locator("input[type=range][name=ckpt]").input_value() == "3"
+        assert "step 50" in figure.locator(".explorer-control--slider").inner_text().replace(",", "")
+        assert tab.page.evaluate("() => window.explorerFigures.get('backprop-playground').view.signal('ckpt')") == 3
+        assert tab.page.evaluate("() => window.explorerFigures.get('backprop-playground').view.data('cfg')[0].dataset") == "circle"
+        set_playground(tab, layers=2)
+        query = tab.page.evaluate("() => location.search")
+        assert "backprop-playground.layers=2" in query and "backprop-playground.dataset=circle" in query
+        set_playground(tab, dataset="xor")  # back to the default: it leaves the address
+        assert "dataset" not in tab.page.evaluate("() => location.search")
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
+
+
+def test_try_links_in_the_prose_set_the_figure(browser, site_url):
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url + PLAYGROUND)
+        tab.wait_for_figures()
+        links = tab.page.locator("a.explorer-try[data-figure=backprop-playground]")
+        assert links.count() >= 3
+        step0 = tab.page.locator("a.explorer-try", has_text="Step 0")
+        step0.click()
+        tab.page.wait_for_function("() => window.explorerFigures.get('backprop-playground').view.signal('ckpt') === 0")
+        assert "backprop-playground.ckpt=0" in tab.page.evaluate("() => location.search")
+        tab.page.locator("a.explorer-try", has_text="XOR with two hidden neurons").click()
+        tab.page.wait_for_function("() => (document.querySelector('#fig-backprop-playground').dataset.source || '').includes('xor-1-2-')")
+        tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)
+        assert tab.page.locator("figure#fig-backprop-playground select[name=width]").input_value() == "2"
+        assert tab.page.evaluate("() => location.pathname").endswith("/" + PLAYGROUND)  # no navigation happened
         assert not tab.problems, tab.problems
     finally:
         tab.close()

@@ -24,11 +24,28 @@ FAILED = """() => [...document.querySelectorAll('figure.explorer-figure')]
 # Per figure: the smallest text as drawn (font size x the scale it is drawn at), how far it
 # reaches to the right, and whether its export buttons are on screen.
 MEASURE = """(minPx) => [...document.querySelectorAll('figure.explorer-figure')].map(f => {
-    const texts = [...f.querySelectorAll('.explorer-figure__chart svg text')].filter(t => t.textContent.trim() && t.getBBox().width > 0);
-    const sized = texts.map(t => {
-        const m = t.getScreenCTM();
-        return [Math.sqrt(Math.abs(m.a * m.d - m.b * m.c)) * parseFloat(getComputedStyle(t).fontSize), t.textContent.trim().slice(0, 40)];
-    });
+    const canvas = f.querySelector('.explorer-figure__chart canvas');
+    let sized;
+    if (canvas) {  // drawn on a canvas: read the text items from Vega's scenegraph, times the canvas's CSS scale
+        const view = window.explorerFigures.get(f.dataset.figure).view;
+        const scale = canvas.getBoundingClientRect().width / parseFloat(canvas.style.width || canvas.width);
+        sized = [];
+        const visit = (node) => {
+            if (!node) return;
+            if (node.marktype === 'text') for (const item of node.items || []) {
+                const text = Array.isArray(item.text) ? item.text.join(' ') : String(item.text ?? '');
+                if (text.trim() && (item.opacity ?? 1) > 0 && (item.fillOpacity ?? 1) > 0) sized.push([(item.fontSize || 11) * scale, text.trim().slice(0, 40)]);
+            }
+            for (const item of node.items || []) for (const child of item.items || []) visit(child);
+        };
+        visit(view.scenegraph().root);
+    } else {
+        const texts = [...f.querySelectorAll('.explorer-figure__chart svg text')].filter(t => t.textContent.trim() && t.getBBox().width > 0);
+        sized = texts.map(t => {
+            const m = t.getScreenCTM();
+            return [Math.sqrt(Math.abs(m.a * m.d - m.b * m.c)) * parseFloat(getComputedStyle(t).fontSize), t.textContent.trim().slice(0, 40)];
+        });
+    }
     const small = sized.filter(([s]) => s < minPx - 0.05);
     const right = Math.max(0, ...[...f.querySelectorAll('svg, canvas, .explorer-figure__controls, figcaption')].map(e => e.getBoundingClientRect().right));
     const exports = [...f.querySelectorAll('.explorer-export__button')].map(b => b.getBoundingClientRect());
@@ -36,7 +53,7 @@ MEASURE = """(minPx) => [...document.querySelectorAll('figure.explorer-figure')]
         id: f.dataset.figure, texts: sized.length, smallest: sized.length ? Math.min(...sized.map(([s]) => s)) : null,
         small: small.slice(0, 5).map(([s, t]) => `${s.toFixed(1)}px "${t}"`), smallCount: small.length,
         right: Math.ceil(right), exportsVisible: exports.length > 0 && exports.every(r => r.width > 0 && r.left >= 0 && r.right <= innerWidth),
-        marks: f.querySelectorAll('.explorer-figure__chart svg .role-mark > *, .explorer-figure__chart canvas').length,
+        marks: canvas ? 1 : f.querySelectorAll('.explorer-figure__chart svg .role-mark > *').length,
     };
 })"""
 
@@ -50,7 +67,21 @@ CONTRAST = """(minRatio) => {
     const page = parse(getComputedStyle(document.querySelector('.md-main') || document.body).backgroundColor)
         || parse(getComputedStyle(document.body).backgroundColor) || [255, 255, 255];
     const bad = [];
+    const probe = document.createElement('span'); document.body.appendChild(probe);
+    const rgb = (c) => { probe.style.color = ''; probe.style.color = c; return parse(getComputedStyle(probe).color); };
     for (const f of document.querySelectorAll('figure.explorer-figure')) {
+        if (f.querySelector('.explorer-figure__chart canvas')) {  // canvas: text items against the page
+            const visit = (node) => {
+                if (!node) return;
+                if (node.marktype === 'text') for (const item of node.items || []) {
+                    const ink = item.fill && rgb(item.fill); const text = String(item.text ?? '').trim();
+                    if (ink && text && ratio(ink, page) < minRatio) bad.push(`${f.dataset.figure}: "${text.slice(0, 30)}" ${item.fill} = ${ratio(ink, page).toFixed(2)}`);
+                }
+                for (const item of node.items || []) for (const child of item.items || []) visit(child);
+            };
+            visit(window.explorerFigures.get(f.dataset.figure).view.scenegraph().root);
+            continue;
+        }
         for (const t of f.querySelectorAll('.explorer-figure__chart svg text')) {
             if (!t.textContent.trim() || t.getBBox().width === 0) continue;
             const style = getComputedStyle(t);
@@ -67,6 +98,7 @@ CONTRAST = """(minRatio) => {
             if (r < minRatio) bad.push(`${f.dataset.figure}: "${t.textContent.trim().slice(0, 30)}" ${style.fill} on rgb(${under}) = ${r.toFixed(2)}`);
         }
     }
+    probe.remove();
     return bad;
 }"""
 

@@ -16,6 +16,8 @@ braces shows a shortcode as text; code spans and blocks are left alone.
 
 import html
 import json
+import logging
+import os
 import posixpath
 import re
 from pathlib import Path
@@ -26,6 +28,8 @@ from mkdocs.exceptions import PluginError
 
 from explorer import jsonio
 
+DRAFT = os.environ.get("EXPLORER_DRAFT") == "1"  # while figures are being rebuilt: a missing claim shows, not fails
+log = logging.getLogger("mkdocs.plugins.explorer")
 SHORTCODE = re.compile(r"(\\?)\{\{\s*(figure|claim|provenance|try)\s*(?::\s*([^}]*?))?\s*\}\}")
 LEFTOVER = re.compile(r"(?<!\\)(\{\{|\}\})")
 CODE = re.compile(r"^(```|~~~).*?^\1[^\n]*$|`[^`\n]+`", re.M | re.S)
@@ -52,11 +56,20 @@ def on_page_markdown(markdown: str, page, **_) -> str:
         line = markdown.count("\n", 0, match.start()) + 1
         where = f"{page.file.src_path}:{line}"
         if kind == "figure":
-            return _figure_html(_entry(arg, where), arg, root)
-        if kind == "claim":
-            return _claim(arg, where)
-        if kind == "try":
-            return _try_link(arg, where)
+            entry = _entry(arg, where)
+            if entry.get("missing"):
+                return f'<p class="explorer-figure__error">[draft: figure {html.escape(arg)} is not built yet]</p>\n'
+            return _figure_html(entry, arg, root)
+        try:
+            if kind == "claim":
+                return _claim(arg, where)
+            if kind == "try":
+                return _try_link(arg, where)
+        except PluginError as exc:  # in a draft, figures may not be rebuilt yet: show the gap, build on
+            if not DRAFT:
+                raise
+            log.info("draft: %s", exc)
+            return html.escape(arg.rpartition("|")[2].strip()) if kind == "try" else "[draft: claim]"
         return _provenance_table(root)
 
     text = _outside_code(markdown, SHORTCODE)
@@ -84,6 +97,9 @@ def _reject_leftovers(markdown: str, src: str) -> None:
 
 
 def _entry(fid: str, where: str) -> dict[str, Any]:
+    if fid not in _manifest and DRAFT:
+        log.info("draft: %s: figure %r is not built yet", where, fid)
+        return {"missing": True, "claims": {}}
     if fid not in _manifest:
         raise PluginError(f"{where}: unknown figure id {fid!r} (not in docs/figures/manifest.json; run `make figures`)")
     return _manifest[fid]
@@ -110,6 +126,9 @@ def _claim(arg: str, where: str) -> str:
     fid, _, rest = arg.partition(":")
     key, _, fmt = rest.partition(":")
     claims = _entry(fid.strip(), where).get("claims", {})
+    if key.strip() not in claims and DRAFT:
+        log.info("draft: %s: figure %r has no claim %r yet", where, fid, key)
+        return '<span class="explorer-claim explorer-claim--missing">[missing claim]</span>'
     if key.strip() not in claims:
         raise PluginError(f"{where}: figure {fid!r} has no claim {key!r}; it has: {', '.join(sorted(claims)) or 'none'}")
     value = claims[key.strip()]
@@ -167,7 +186,8 @@ def _try_link(arg: str, where: str) -> str:
     if len(parts) != 3 or not parts[0] or not parts[2]:
         raise PluginError(f"{where}: a try link is {{{{ try: figure-id | name=value, ... | link text }}}} (got {arg!r})")
     fid, assignments, text = parts
-    _entry(fid, where)
+    if _entry(fid, where).get("missing"):
+        return html.escape(text)
     controls = _controls(fid)
     state: dict[str, str] = {}
     for assignment in filter(None, (a.strip() for a in assignments.split(","))):
