@@ -40,6 +40,7 @@ ACCENT = _token("accent")  # the thing to look at: the current step, the chosen 
 ACCENT_2 = _token("accent-2")
 POS, NEG, ZERO = _token("pos"), _token("neg"), _token("zero")
 SEQUENTIAL = (_token("seq-0"), _token("seq-1"), _token("seq-2"))
+SEQ_FLIP = _token("seq-flip")  # the point of the sequential scale (0-1) past which text on it is paper, not ink
 SERIES = tuple(_token(f"s{i}") for i in range(1, 11))
 
 # Type sizes in CSS px: nothing under 10, so figures stay legible on a phone at their own size.
@@ -58,6 +59,14 @@ def diverging(limit: float, **scale: Any) -> alt.Scale:
     """Negative blue, zero neutral (not white: it must not glow on the dark page), positive red."""
     limit = float(limit) or 1.0
     return alt.Scale(domain=[-limit, 0.0, limit], range=[NEG, ZERO, POS], interpolate="hcl", **scale)
+
+
+def ink_on(field: str, domain: Sequence[float] = (0.0, 1.0)) -> dict:
+    """Text colour for labels drawn on cells coloured by `sequential(domain)`: ink on the pale end,
+    paper on the strong end, the switch placed per palette (SEQ_FLIP) so both contrast."""
+    lo, hi = float(domain[0]), float(domain[-1])
+    test = f"(datum[{field!r}] - {lo}) / {hi - lo or 1.0} > toNumber('{SEQ_FLIP}')"
+    return alt.condition(test, alt.value(PAPER), alt.value(INK))
 
 
 def series_scale(names: Sequence[str], colors: Sequence[str] | None = None) -> alt.Scale:
@@ -85,8 +94,15 @@ class Panel:
     source_spec: dict | None = None
 
     def slider(self, name: str, values: Sequence[Any], *, label: str, labels: Sequence[str] | None = None,
-               value: Any = None, play: bool = False, group: str = "") -> alt.Parameter:
-        """A slider over `values` (the signal takes the value itself); `labels` are what the reader sees."""
+               value: Any = None, play: bool = False, group: str = "", by: str = "",
+               choices: dict[Any, dict] | None = None) -> alt.Parameter:
+        """A slider over `values` (the signal takes the value itself); `labels` are what the reader sees.
+
+        A slider whose range depends on a data control (positions of the chosen prompt) names that
+        control in `by` and gives, per choice, {"options": [...], "labels": [...], "value": ...};
+        choosing another file then bounds the slider by it and resets it to that choice's value.
+        `values` is then the union of the choices' options (what a try link may name).
+        """
         values = list(values)
         param = alt.param(name=name, value=values[-1] if value is None else value)
         meta: dict[str, Any] = {"label": label, "options": values, "kind": "slider", "play": play}
@@ -94,6 +110,12 @@ class Panel:
             meta["labels"] = [str(x) for x in labels]
         if group:
             meta["group"] = group
+        if by:
+            if not choices:
+                raise ValueError(f"slider {name!r}: `by={by!r}` needs `choices`")
+            meta["by"] = by
+            meta["choices"] = {str(k): {key: (list(v) if key != "value" else v) for key, v in choice.items()}
+                               for k, choice in choices.items()}
         return self._add(param, meta)
 
     def steps(self, name: str, steps: Sequence[int], *, index: bool = False, label: str = "Training step",
@@ -163,6 +185,24 @@ class Panel:
         if self.params:
             chart = chart.add_params(*self.params)
         return chart.properties(usermeta=self.usermeta(**extra))
+
+
+TEXT_VIEW_KEYS = {"tokens", "field", "position", "label", "hover", "default", "color", "details"}
+
+
+def text_view(tokens: str, **spec: Any) -> dict:
+    """The `usermeta.explorer.text` block: the text a model reads, drawn under the chart as text.
+
+    `tokens` names a Vega dataset with one row per token (fields `t` and `p` unless `field` and
+    `position` say otherwise). Optional: `label`, `hover` (a signal the hovered position is written
+    to), `color` (colour every token by a number, e.g. the hovered token's attention row) and
+    `details` (a table for the hovered token). The keys are described in
+    docs/assets/javascripts/explorer/textview.js; pass the block to `Panel.finish(chart, text=...)`.
+    """
+    unknown = set(spec) - TEXT_VIEW_KEYS
+    if unknown:
+        raise ValueError(f"text_view: unknown keys {sorted(unknown)}; known: {sorted(TEXT_VIEW_KEYS)}")
+    return {"tokens": tokens, **{k: v for k, v in spec.items() if v is not None}}
 
 
 def hover_rule(base: alt.Chart, *, x: str, series: str, y: str, names: Sequence[str], fmt: str = ".3g",

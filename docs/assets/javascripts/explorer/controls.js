@@ -48,6 +48,9 @@ function signalControl(param, bind, more) {
     options, labels: more.labels || bind.labels, default: param.value, play: !!more.play, group: more.group || "",
     format: more.format, min: bind.min ?? more.min, max: bind.max ?? more.max, step: bind.step ?? more.step,
   };
+  if (more.by && more.choices) { // options that depend on a data control's choice (see narrow)
+    Object.assign(control, { by: more.by, choices: more.choices, all: { options, labels: control.labels, default: param.value } });
+  }
   if (kind === "checkbox") control.options = [false, true];
   return control;
 }
@@ -69,6 +72,19 @@ export function unbound(spec, state) {
     if (param.name in state) param.value = state[param.name];
   });
   return copy;
+}
+
+/**
+ * Bound a slider that depends on a data control (`by`) to that control's current `choice`:
+ * its options, labels and default become the choice's (the whole range when it has none).
+ */
+export function narrow(control, choice) {
+  const picked = (control.choices && control.choices[String(choice)]) || {};
+  control.options = picked.options || control.all.options;
+  control.labels = picked.labels || control.all.labels;
+  control.default = picked.value !== undefined ? picked.value : (control.options ? control.options[0] : control.all.default);
+  control.narrowedFor = String(choice);
+  return control;
 }
 
 /** A value from the URL (a string) as the control's own value, or undefined if it is not one. */
@@ -98,6 +114,7 @@ export function buildPanel(box, figureTitle, controls, state, onChange) {
   box.setAttribute("role", "group");
   box.setAttribute("aria-label", `Controls: ${figureTitle}`);
   const setters = new Map();
+  const widgets = new Map();
   const stoppers = [];
   const groups = new Map();
   for (const control of controls) {
@@ -119,12 +136,27 @@ export function buildPanel(box, figureTitle, controls, state, onChange) {
     });
     groups.get(control.group).appendChild(widget.el);
     setters.set(control.name, widget.set);
+    widgets.set(control.name, widget);
     if (widget.stop) stoppers.push(widget.stop);
   }
   box.hidden = controls.length === 0;
   return {
     set(name, value) { const set = setters.get(name); if (set) set(value); },
     stop() { stoppers.forEach((s) => s()); },
+    /** Redraw one control whose options changed (a slider bounded by the chosen file). */
+    replace(control, value) {
+      const old = widgets.get(control.name);
+      if (!old) return;
+      if (old.stop) old.stop();
+      const widget = makeWidget(control, value, (v) => {
+        state[control.name] = v;
+        onChange(control, v);
+      });
+      old.el.replaceWith(widget.el);
+      widgets.set(control.name, widget);
+      setters.set(control.name, widget.set);
+      if (widget.stop) stoppers.push(widget.stop);
+    },
   };
 }
 

@@ -13,7 +13,7 @@
 // Vega library itself loads with the first figure. Control values live in the URL (state.js),
 // colours follow the palette (theme.js), and wide figures wrap instead of shrinking (layout.js).
 
-import { buildPanel, describeControls, parseValue, unbound } from "./controls.js";
+import { buildPanel, describeControls, narrow, parseValue, unbound } from "./controls.js";
 import { drawnWidth, narrowLegends, refit, wrappable } from "./layout.js";
 import { linkState, readState, writeState } from "./state.js";
 import { isDark, resolveTokens, vegaConfig } from "./theme.js";
@@ -77,7 +77,7 @@ function attach(el) {
   const id = el.dataset.figure;
   const record = {
     id, el, base: el.dataset.base, spec: null, meta: {}, controls: [], state: {}, defaults: {},
-    view: null, finalize: null, layout: null, room: 0, panel: null, drawn: null, generation,
+    view: null, finalize: null, layout: null, room: 0, panel: null, drawn: null, generation, payload: null, textview: null,
     chart: el.querySelector(".explorer-figure__chart"),
   };
   live.set(id, record);
@@ -112,6 +112,7 @@ async function firstDraw(record) {
     record.controls = describeControls(spec, record.meta);
     const fromUrl = readState(id);
     for (const c of record.controls) {
+      if (c.by) narrow(c, record.state[c.by]); // data controls come first: their state is known
       record.defaults[c.name] = c.default;
       const asked = c.name in fromUrl ? parseValue(c, fromUrl[c.name]) : undefined;
       if (c.name in fromUrl && asked === undefined) console.warn(`figure ${id}: ignoring ${c.name}=${fromUrl[c.name]} from the address`);
@@ -148,6 +149,7 @@ async function currentPayload(record) {
 }
 
 function showPayloadExtras(record, loaded) {
+  record.payload = loaded ? loaded.payload : null; // the text view reads datasets no mark uses from here
   if (!loaded) return;
   if (record.meta.source.code) showCode(record, loaded.payload[record.meta.source.code]);
   showSourceLink(record, loaded.url);
@@ -218,15 +220,32 @@ async function embed(record, spec, config, datasets) {
   return result;
 }
 
+/** Sliders bounded by a data control follow its new choice: new range, value reset. */
+function retarget(record, control, value) {
+  const moved = [];
+  for (const d of record.controls) {
+    if (d.by !== control.name || d.narrowedFor === String(value)) continue;
+    narrow(d, value);
+    record.state[d.name] = d.default;
+    record.defaults[d.name] = d.default;
+    if (record.panel) record.panel.replace(d, d.default);
+    moved.push(d);
+  }
+  return moved;
+}
+
 async function change(record, control, value, { fromLink = false } = {}) {
   record.state[control.name] = value;
+  const moved = control.target === "data" ? retarget(record, control, value) : [];
   writeState(record.id, record.state, record.defaults);
   if (fromLink) record.panel.set(control.name, value);
   if (!record.view) return;
   if (control.target === "data" && control.fresh) return draw(record);
   record.el.dataset.rendered = "pending";
-  if (control.target === "data") await feed(record);
-  else await record.view.signal(control.name, value).runAsync();
+  if (control.target === "data") {
+    for (const d of moved) record.view.signal(d.name, record.state[d.name]);
+    await feed(record);
+  } else await record.view.signal(control.name, value).runAsync();
   if (drawnWidth(record.view) > record.room + 1) return draw(record);
   updateTextView(record);
   record.el.dataset.rendered = "true";
@@ -335,11 +354,19 @@ async function followLink(link) {
   record.panel.stop();
   const controls = new Map(record.controls.map((c) => [c.name, c]));
   const fresh = [];
-  for (const [name, text] of Object.entries(asked.values)) {
+  const first = (name) => (controls.get(name) && controls.get(name).target === "data" ? 0 : 1); // data choices bound sliders
+  const asks = Object.entries(asked.values).sort(([a], [b]) => first(a) - first(b));
+  for (const [name, text] of asks) {
     const control = controls.get(name);
     const value = control && parseValue(control, text);
     if (value === undefined) { console.warn(`try link: ${asked.figure} has no ${name}=${text}`); continue; }
-    if (control.target === "data" && control.fresh) { record.state[name] = value; record.panel.set(name, value); fresh.push(control); continue; }
+    if (control.target === "data" && control.fresh) {
+      record.state[name] = value;
+      record.panel.set(name, value);
+      retarget(record, control, value);
+      fresh.push(control);
+      continue;
+    }
     await change(record, control, value, { fromLink: true });
   }
   if (fresh.length) await change(record, fresh[0], record.state[fresh[0].name], { fromLink: true });
