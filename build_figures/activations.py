@@ -226,10 +226,12 @@ def record_claims(ctx: FigureContext, ensemble: dict[int, dict[str, TrainedDigit
     ctx.claim("accuracy_evaluations_averaged", LAST_EVALUATIONS)
     ctx.claim("chance_accuracy", 1 / CLASSES)
     ctx.claim("seeds", len(ensemble))
-    # The first checkpoint with more than half of all units dead, in the slowest seed.
-    first_majority = {s: next(r["step"] for r in per_seed[s] if r["regime"] == "dying-relu" and r["layer"] == "all" and r["stuck"] > 0.5) for s in ensemble}
+    # The first checkpoint with more than half of all units dead, in the slowest seed, and the lowest share after it.
+    dying = {s: [r for r in per_seed[s] if r["regime"] == "dying-relu" and r["layer"] == "all"] for s in ensemble}
+    first_majority = {s: next(r["step"] for r in rows if r["stuck"] > 0.5) for s, rows in dying.items()}
     ctx.claim("dying_dead_by_step", max(first_majority.values()))
     ctx.claim("dying_dead_by_step_seeds", {str(s): step for s, step in first_majority.items()})
+    over_seeds("dying_dead_fraction_floor", lambda s: min(r["stuck"] for r in dying[s] if r["step"] >= first_majority[s]))
 
 
 @figure(

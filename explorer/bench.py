@@ -3,7 +3,8 @@
 Sections: no-op `figures --check` (goal <= 1 s), no-op figure build, full-scale build time per article (recorded in the manifest when
 the published figures were built, plus a cold rebuild of chosen articles with an empty model
 cache), bytes of figure spec + data per page, time from page load to all figures drawn in
-headless Chromium, and the model zoo's training throughput.
+headless Chromium, the model zoo's training throughput, and the claims that move when the chaotic
+digits figures are rebuilt under another thread count and other CPU code paths.
 """
 
 import argparse
@@ -86,6 +87,28 @@ def bench_cold(articles: tuple[str, ...]) -> None:
         print(f"cold full-scale build of {article} ({len(ids)} figures, empty model cache): {seconds:.1f} s")
 
 
+def bench_reproducible(scale: str = "full") -> None:
+    """Rebuild the chaotic digits figures from empty caches under two settings and list what moved."""
+    from explorer.ensemble import OTHER_CPU, OTHER_THREADS, SENSITIVE_FIGURES, compare_claims, interval_claims, rebuild_claims
+
+    other = {**OTHER_THREADS, **OTHER_CPU}
+    start = time.perf_counter()
+    built = rebuild_claims({"pinned": {}, "other": other}, SENSITIVE_FIGURES, scale)
+    outside, inside = [], []
+    for fid in SENSITIVE_FIGURES:
+        reference, moved = built["pinned"][fid], built["other"][fid]
+        outside += [f"{fid}:{line}" for line in compare_claims(reference, moved)]
+        inside += [f"{fid}:{key} {reference[key]:.4g} -> {moved[key]:.4g} (range {lo:.4g}-{hi:.4g})"
+                   for key, (lo, hi) in interval_claims(reference).items() if key in moved and moved[key] != reference[key] and lo <= moved[key] <= hi]  # fmt: skip
+    setting = " ".join(f"{k}={v}" for k, v in other.items())
+    print(f"claims that moved between the pinned defaults and {setting} ({scale} scale, empty caches, {time.perf_counter() - start:.0f} s; "
+          f"goal: none outside their stated intervals): {len(outside)} outside{'  OVER GOAL' if outside else ''}, {len(inside)} inside")
+    for line in outside:
+        print(f"  outside  {line}")
+    for line in inside:
+        print(f"  inside   {line}")
+
+
 def bench_pages(site: Path) -> None:
     print(f"figure spec + data per page (goal <= {PAGE_GOAL / 1e6:.1f} MB):")
     for page, size in page_weights(site).items():
@@ -146,11 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="explorer bench")
     parser.add_argument("--cold", nargs="*", default=list(COLD_ARTICLES), metavar="ARTICLE", help="articles to rebuild from an empty cache")
     parser.add_argument("--no-zoo", action="store_true", help="skip training the model zoo from scratch")
+    parser.add_argument("--repro-scale", choices=("smoke", "full", "none"), default="full", help="scale of the cross-setting claim comparison (none: skip)")
     args = parser.parse_args(argv)
     bench_check()
     bench_noop()
     bench_recorded()
     bench_cold(tuple(args.cold))
+    if args.repro_scale != "none":
+        bench_reproducible(args.repro_scale)
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
         subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-d", str(site)], cwd=paths.REPO, check=True)

@@ -12,12 +12,24 @@ Another machine, thread count or CPU code path trains slightly different network
 expected inside this range (tests/test_reproducible.py checks it), not equal to the digit.
 """
 
+import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 MIN_SEEDS = 3
+# The figures whose claims come from chaotic training (the dying-ReLU regime), rebuilt by the test and the bench.
+SENSITIVE_FIGURES = ("activations-dead-units", "weights-templates")
+# What a second machine of the same kind can differ in, set by hand: its core count (the default
+# thread count), and the CPU code paths torch and MKL pick (explorer.device pins the first two
+# variables; a value already in the environment wins, so these override the pins).
+OTHER_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 
 
 def spread(values: Mapping[int, float]) -> dict[str, Any]:
@@ -64,3 +76,27 @@ def compare_claims(reference: Mapping[str, Any], other: Mapping[str, Any]) -> li
         elif other[key] != reference[key]:
             problems.append(f"{key}: {reference[key]!r} -> {other[key]!r}")
     return problems
+
+
+def rebuild_claims(settings: Mapping[str, Mapping[str, str]], figures=SENSITIVE_FIGURES, scale: str = "smoke",
+                   folder: Path | None = None) -> dict[str, dict[str, dict]]:  # fmt: skip
+    """{setting: {figure id: claims}}: each setting builds `figures` in its own process, from an empty
+    model cache, with its variables added to the environment. The builds run side by side."""
+    from explorer import jsonio, paths
+
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        running = {}
+        for i, (name, env) in enumerate(settings.items()):
+            where = Path(tmp) / str(i)
+            command = [sys.executable, "-m", "explorer", "figures", "--scale", scale, "--quiet", "--force", "--out", str(where / "figures"), "--only", *figures]
+            environment = {**os.environ, "EXPLORER_CACHE": str(where / "cache"), "EXPLORER_DEVICE": "cpu", **env}
+            running[name] = (where, subprocess.Popen(command, cwd=paths.REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        claims = {}
+        for name, (where, process) in running.items():
+            output, _ = process.communicate()
+            manifest_file = where / "figures" / "manifest.json"
+            manifest = jsonio.read_json(manifest_file)["figures"] if manifest_file.exists() else {}
+            if not set(figures) <= set(manifest):  # judged by what was built: another article's import error is not ours
+                raise RuntimeError(f"rebuild under {name} did not build {', '.join(sorted(set(figures) - set(manifest)))}: {output.strip()[-2000:]}")
+            claims[name] = {fid: manifest[fid].get("claims", {}) for fid in figures}
+    return claims

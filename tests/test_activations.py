@@ -20,6 +20,23 @@ def test_dying_relu_kills_most_units_during_training(smoke_claims):
     assert 0 < claims["dying_dead_by_step"] <= 40
 
 
+def test_dead_units_come_back_in_layer_2_not_layer_1(smoke_claims):
+    """The page says dead layer-2 units revive (their inputs keep changing) while layer 1's stay dead."""
+    claims = smoke_claims(ID)
+    assert claims["dying_dead_fraction_act2_peak"] > claims["dying_dead_fraction_act2"]
+    assert claims["dying_revived_act2_min"] > 0
+    assert claims["dying_revived_act1"] < claims["dying_revived_act2"]
+    assert claims["dying_dead_fraction_floor_min"] > 0.5  # once past half, it stays past half
+
+
+def test_accuracies_are_averaged_over_seeds_and_beat_chance(smoke_claims):
+    claims = smoke_claims(ID)
+    assert claims["chance_accuracy"] == 0.1 and claims["seeds"] >= 3
+    for regime in ("healthy", "dying_relu", "saturated_tanh", "saturated_sigmoid"):
+        assert claims[f"{regime}_val_accuracy_min"] > 5 * claims["chance_accuracy"], regime
+    assert claims["healthy_val_accuracy_min"] > claims["dying_relu_val_accuracy"]  # dead units cost accuracy
+
+
 def test_saturated_runs_keep_most_pre_activations_saturated(smoke_claims):
     claims = smoke_claims(ID)
     assert claims["tanh_saturated_fraction"] > 0.5

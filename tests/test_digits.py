@@ -123,3 +123,14 @@ def test_hidden_activations_match_a_manual_forward(x_val):
     torch.testing.assert_close(acts["act1"][0], pre1)
     torch.testing.assert_close(acts["act1"][1], pre1.relu())
     assert list(acts) == ["act1", "act2"] and acts["act2"][1].shape == (3, 4)
+
+
+def test_late_accuracy_averages_the_last_evaluations():
+    run = digits.TrainedDigits("mlp", "healthy", (4,), make_mlp((4,)), [], [{"val_accuracy": a} for a in (0.1, 0.5, 0.7, 0.9)])
+    assert digits.late_accuracy(run, last=2) == pytest.approx(0.8)
+    assert digits.late_accuracy(run, last=10) == pytest.approx(0.55)
+
+
+def test_regime_seeds_draw_seed_0_first():
+    for scale, seeds in digits.REGIME_SEEDS.items():
+        assert seeds[0] == 0 and len(set(seeds)) >= 3, scale

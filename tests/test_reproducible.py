@@ -14,33 +14,16 @@ import sys
 import pytest
 
 from explorer import paths
-from explorer.ensemble import compare_claims, interval_claims
-from explorer.pipeline import build as pipeline
+from explorer.ensemble import OTHER_CPU, OTHER_THREADS, SENSITIVE_FIGURES, compare_claims, interval_claims, rebuild_claims
 
-FIGURES = ("activations-dead-units", "weights-templates")  # the chaotic dying-ReLU runs and the weight claims
-SETTINGS = {
-    "another thread count": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-    # What another CPU picks by itself; set here by hand (the variables explorer.device pins, and MKL's branch).
-    "other CPU code paths": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"},
-}
+FIGURES = SENSITIVE_FIGURES  # the chaotic dying-ReLU runs (dead units, accuracies) and the weight claims
+SETTINGS = {"another thread count": OTHER_THREADS, "other CPU code paths": OTHER_CPU}
 
 
 @pytest.fixture(scope="module")
 def rebuilt(tmp_path_factory) -> dict[str, dict[str, dict]]:
     """{setting: {figure id: claims}}, each built at smoke scale in its own process from an empty cache."""
-    running = {}
-    for name, env in SETTINGS.items():
-        folder = tmp_path_factory.mktemp(name.replace(" ", "-"))
-        command = [sys.executable, "-m", "explorer", "figures", "--scale", "smoke", "--quiet", "--out", str(folder / "figures"), "--only", *FIGURES]
-        environment = {**os.environ, "EXPLORER_CACHE": str(folder / "cache"), "EXPLORER_DEVICE": "cpu", **env}
-        running[name] = (folder, subprocess.Popen(command, cwd=paths.REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    claims = {}
-    for name, (folder, process) in running.items():  # side by side: the two builds take one core each
-        output, _ = process.communicate(timeout=300)
-        assert process.returncode == 0, f"{name}: {output}"
-        manifest = pipeline.read_manifest(folder / "figures")
-        claims[name] = {fid: manifest[fid]["claims"] for fid in FIGURES}
-    return claims
+    return rebuild_claims(SETTINGS, FIGURES, "smoke", tmp_path_factory.mktemp("rebuilt"))
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
@@ -64,3 +47,28 @@ def test_the_chaotic_claims_are_stated_over_seeds(smoke_claims):
         seeds = claims[f"{key}_seeds"]
         assert len(seeds) >= 3 and lo == min(seeds.values()) and hi == max(seeds.values()) and lo <= claims[key] <= hi, key
     assert "dying_fc1_relative_change" in interval_claims(smoke_claims("weights-templates"))
+
+
+def test_importing_explorer_pins_the_cpu_code_paths_before_torch_loads():
+    """A fresh process that imports explorer (as the CLI and the tests do) runs ATen at AVX2 on an AVX2 CPU."""
+    from explorer.device import CPU_DISPATCH, _has_avx2
+
+    environment = {k: v for k, v in os.environ.items() if k not in CPU_DISPATCH}
+    script = "import os, explorer, torch; print(torch.backends.cpu.get_cpu_capability(), os.environ.get('ONEDNN_MAX_CPU_ISA'))"
+    result = subprocess.run([sys.executable, "-c", script], cwd=paths.REPO, env=environment, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == (["AVX2", "AVX2"] if _has_avx2() else [result.stdout.split()[0], "None"])
+    chosen = {**environment, "ATEN_CPU_CAPABILITY": "default"}  # a value already set wins (no torch needed to see it)
+    script = "import os, explorer; print(os.environ['ATEN_CPU_CAPABILITY'])"
+    result = subprocess.run([sys.executable, "-c", script], cwd=paths.REPO, env=chosen, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["default"]
+
+
+def test_deterministic_trains_on_one_thread_and_restores_the_caller_state():
+    import torch
+
+    from explorer.device import deterministic
+
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    with deterministic():
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before

@@ -7,7 +7,8 @@ ID = "weights-templates"
 
 def test_training_moves_first_layer_weights(smoke_claims):
     claims = smoke_claims(ID)
-    assert claims["healthy_fc1_relative_change"] > 0.05
+    assert claims["healthy_fc1_relative_change_min"] > 0.05
+    assert claims["dying_fc1_relative_change_min"] > 2 * claims["healthy_fc1_relative_change_max"]  # "several times more"
 
 
 def test_pixels_that_are_always_blank_keep_their_initial_weights(smoke_claims):
