@@ -44,7 +44,7 @@ LABELS = {
 }
 DEFAULT = RunConfig()  # XOR, one hidden layer of 4 tanh neurons, sigmoid + MSE, full batch: the classic 2-4-1
 PROBE_NEAR = {"xor": (0.7, -0.7), "circle": (0.2, 0.2), "spirals": (0.5, 0.0), "blobs": (0.3, 0.3)}
-PLANE, NEURON_PLANE = 30, 12  # grid cells per side of the boundary plane and of each neuron's plane
+PLANE, NEURON_PLANE = 24, 10  # grid cells per side of the boundary plane and of each neuron's plane (kept small: every cell is redrawn at each slider step)
 MAX_WIDTH, MAX_LAYERS = 8, 3
 WEIGHT_SCALE = 1000  # weights and activations are stored as integers in thousandths
 NEAR_ZERO = 0.01  # |w| below this counts as "pruned" by L1

@@ -594,10 +594,10 @@ def test_an_address_with_a_state_opens_the_figure_in_it_and_controls_update_the_
         assert tab.page.evaluate("() => window.explorerFigures.get('backprop-playground').view.signal('ckpt')") == 3
         assert tab.page.evaluate("() => window.explorerFigures.get('backprop-playground').view.data('cfg')[0].dataset") == "circle"
         set_playground(tab, layers=2)
-        query = tab.page.evaluate("() => location.search")
-        assert "backprop-playground.layers=2" in query and "backprop-playground.dataset=circle" in query
+        tab.page.wait_for_function("() => location.search.includes('backprop-playground.layers=2')")
+        assert "backprop-playground.dataset=circle" in tab.page.evaluate("() => location.search")
         set_playground(tab, dataset="xor")  # back to the default: it leaves the address
-        assert "dataset" not in tab.page.evaluate("() => location.search")
+        tab.page.wait_for_function("() => !location.search.includes('dataset')")
         assert not tab.problems, tab.problems
     finally:
         tab.close()
@@ -613,7 +613,7 @@ def test_try_links_in_the_prose_set_the_figure(browser, site_url):
         step0 = tab.page.locator("a.explorer-try", has_text="Step 0")
         step0.click()
         tab.page.wait_for_function("() => window.explorerFigures.get('backprop-playground').view.signal('ckpt') === 0")
-        assert "backprop-playground.ckpt=0" in tab.page.evaluate("() => location.search")
+        tab.page.wait_for_function("() => location.search.includes('backprop-playground.ckpt=0')")
         tab.page.locator("a.explorer-try", has_text="XOR with two hidden neurons").click()
         tab.page.wait_for_function("() => (document.querySelector('#fig-backprop-playground').dataset.source || '').includes('xor-1-2-')")
         tab.page.wait_for_function(ALL_RENDERED, timeout=RENDER_TIMEOUT_MS)

@@ -101,7 +101,7 @@ def test_malformed_shortcodes_fail_with_page_and_line(tmp_path, line):
 
 
 def test_shortcodes_in_code_are_shown_not_expanded(tmp_path):
-    result, site = _tiny_site(tmp_path, "# T\n\nWrite `{{ figure: some-id }}`.\n\n```\n{{ claim: x:y }}\n```\n")
+    result, site = _tiny_site(tmp_path, "# T\n\nWrite `{{ figure: some-id }}` or `f({a: {b: 1}},\n  {c: 2}})`.\n\n```\n{{ claim: x:y }}\n```\n")
     assert result.returncode == 0, result.stderr
     page = (site / "index.html").read_text()
     assert "{{ figure: some-id }}" in page and "{{ claim: x:y }}" in page

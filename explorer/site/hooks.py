@@ -32,7 +32,7 @@ DRAFT = os.environ.get("EXPLORER_DRAFT") == "1"  # while figures are being rebui
 log = logging.getLogger("mkdocs.plugins.explorer")
 SHORTCODE = re.compile(r"(\\?)\{\{\s*(figure|claim|provenance|try)\s*(?::\s*([^}]*?))?\s*\}\}")
 LEFTOVER = re.compile(r"(?<!\\)(\{\{|\}\})")
-CODE = re.compile(r"^(```|~~~).*?^\1[^\n]*$|`[^`\n]+`", re.M | re.S)
+CODE = re.compile(r"^(```|~~~).*?^\1[^\n]*$|`(?:[^`\n]|\n(?![ \t]*\n))+`", re.M | re.S)  # fences; code spans (may wrap a line)
 NUMERIC_FORMAT = re.compile(r"[bcdeEfFgGnoxX%]$")
 _manifest: dict[str, Any] = {}
 _figures_dir = Path()

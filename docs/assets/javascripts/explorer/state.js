@@ -11,7 +11,16 @@ export function readState(id) {
   return found;
 }
 
+const pending = new Map();
+
+/** Write a figure's state into the address, at most every 200 ms (a dragged slider fires far more
+ *  often, and browsers throttle history updates). */
 export function writeState(id, state, defaults) {
+  clearTimeout(pending.get(id));
+  pending.set(id, setTimeout(() => { pending.delete(id); writeNow(id, state, defaults); }, 200));
+}
+
+function writeNow(id, state, defaults) {
   const params = new URLSearchParams(location.search);
   const prefix = `${id}.`;
   for (const key of [...params.keys()]) if (key.startsWith(prefix)) params.delete(key);
