@@ -3,28 +3,26 @@
 Sections: no-op `figures --check` (goal <= 1 s), no-op figure build, full-scale build time per article (recorded in the manifest when
 the published figures were built, plus a cold rebuild of chosen articles with an empty model
 cache), bytes of figure spec + data per page, time from page load to all figures drawn in
-headless Chromium, the model zoo's training throughput, and the claims that move when the chaotic
-digits figures are rebuilt under another thread count and other CPU code paths.
+headless Chromium, one step of the playground's slider, Lighthouse on every page
+(explorer/site/pagebench.py), the model zoo's training throughput, and the claims that move when
+the chaotic digits figures are rebuilt under another thread count and other CPU code paths.
 """
 
 import argparse
-import functools
-import http.server
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
 from explorer import jsonio, paths
+from explorer.site import pagebench
 from explorer.site.weights import page_weights
 
 PAGE_GOAL = 1_500_000
-RENDER_GOAL_S = 1.5
 THROUGHPUT_GOAL = 0.9  # training through TransformerLens vs plain PyTorch, tokens per CPU-second
 ZOO_GOAL_S = 600
 CHECK_GOAL_S = 1.0  # `figures --check` when nothing is stale
@@ -116,37 +114,6 @@ def bench_pages(site: Path) -> None:
         print(f"  {page:48} {size / 1e6:7.3f} MB{flag}")
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-def bench_render(site: Path, repeat: int = 3) -> None:
-    from playwright.sync_api import sync_playwright
-
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/"
-    pages = [str(p.relative_to(site).parent) for p in sorted(site.rglob("index.html")) if 'class="explorer-figure"' in p.read_text()]
-    print(f"page load to all figures drawn, headless Chromium (goal <= {RENDER_GOAL_S} s), median of {repeat}:")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
-        for page_path in pages:
-            samples = []
-            for _ in range(repeat):
-                page = browser.new_page()
-                start = time.perf_counter()
-                page.goto(base + ("" if page_path == "." else page_path + "/"))
-                page.wait_for_function("() => [...document.querySelectorAll('figure.explorer-figure')].every(f => f.dataset.rendered === 'true')", timeout=120_000)
-                samples.append(time.perf_counter() - start)
-                page.close()
-            median = statistics.median(samples)
-            print(f"  {page_path:48} {median:6.2f} s{'' if median <= RENDER_GOAL_S else '  OVER GOAL'}")
-        browser.close()
-    server.shutdown()
-
-
 def bench_models() -> None:
     from explorer.models.benchmark import throughput, zoo_training_time
 
@@ -170,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", nargs="*", default=list(COLD_ARTICLES), metavar="ARTICLE", help="articles to rebuild from an empty cache")
     parser.add_argument("--no-zoo", action="store_true", help="skip training the model zoo from scratch")
     parser.add_argument("--repro-scale", choices=("smoke", "full", "none"), default="full", help="scale of the cross-setting claim comparison (none: skip)")
+    parser.add_argument("--no-lighthouse", action="store_true", help="skip the Lighthouse audit of every page (about a minute a page)")
     args = parser.parse_args(argv)
     bench_check()
     bench_noop()
@@ -181,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         site = Path(tmp) / "site"
         subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-d", str(site)], cwd=paths.REPO, check=True)
         bench_pages(site)
-        bench_render(site)
+        pagebench.bench_render(site)
+        pagebench.bench_slider(site)
+        if not args.no_lighthouse:
+            pagebench.bench_lighthouse(site)
     if not args.no_zoo:
         bench_models()
     return 0
