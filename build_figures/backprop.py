@@ -21,7 +21,7 @@ from explorer.data import toy2d
 from explorer.models import mlp
 from explorer.models.mlp import RunConfig, TrainSettings
 from explorer.pipeline import FigureContext, figure
-from explorer.seeds import SEEDS, claim_spread
+from explorer.ensemble import MIN_SEEDS, claim_over_seeds
 
 FULL_GRID = {
     "dataset": list(toy2d.DATASETS),
@@ -48,6 +48,7 @@ PLANE, NEURON_PLANE = 24, 10  # grid cells per side of the boundary plane and of
 MAX_WIDTH, MAX_LAYERS = 8, 3
 WEIGHT_SCALE = 1000  # weights and activations are stored as integers in thousandths
 NEAR_ZERO = 0.01  # |w| below this counts as "pruned" by L1
+SEEDS = tuple(range(MIN_SEEDS))  # the default network's seed ensemble: the grid's own run is seed 0
 
 
 def settings(ctx: FigureContext) -> TrainSettings:
@@ -484,8 +485,8 @@ def test_correct(result: mlp.GroupResult, index: int, train: TrainSettings) -> i
 
 
 def seed_ensemble(ctx: FigureContext, train: TrainSettings, trained: dict) -> dict[str, list[tuple[mlp.GroupResult, int]]]:
-    """The default network on each data set over the seeds of explorer.seeds.SEEDS: the playground's
-    own run (the first seed) and one more run per further seed."""
+    """The default network on each data set over SEEDS: the playground's own run (seed 0) and one
+    more run per further seed."""
     members = [RunConfig(**{**asdict(DEFAULT), "dataset": name}) for name in toy2d.DATASETS]
     found: dict[str, list] = {run.dataset: [trained[run.key]] for run in members}
     for seed in SEEDS[1:]:
@@ -507,12 +508,14 @@ def record_claims(ctx: FigureContext, runs: list[RunConfig], trained: dict, trai
 
     ctx.claim("configurations", len(runs))
     ctx.claim("steps", train.steps)
+    ctx.claim("seeds", len(SEEDS))
     ensemble = seed_ensemble(ctx, train, trained)
     ctx.claim("xor_corners_correct_min", min(corners_correct(DEFAULT, r, i) for r, i in ensemble["xor"]))
     result, i = trained[DEFAULT.key]
     ctx.claim("autograd_max_gap", autograd_gap(DEFAULT, result, i, train))
     for name in toy2d.DATASETS:
-        claim_spread(ctx, f"default_test_accuracy_{name}", [test_correct(r, i, train) / train.n_test for r, i in ensemble[name]])
+        claim_over_seeds(ctx, f"default_test_accuracy_{name}",
+                         {seed: test_correct(r, i, train) / train.n_test for seed, (r, i) in zip(SEEDS, ensemble[name])})
         labels = toy2d.make_dataset(name, train.n_train, train.n_test, train.data_seed).y_test
         ctx.claim(f"chance_accuracy_{name}", float(max(labels.float().mean(), 1 - labels.float().mean())))  # the larger class
     for layers in grid["layers"]:  # the best of a grid of single runs (one seed each)

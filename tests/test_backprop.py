@@ -68,7 +68,7 @@ def test_smoke_claims(smoke_claims):
     assert claims["xor_corners_correct_min"] == 4  # the classic 2-4-1 network solves XOR in every seed
     assert claims["autograd_max_gap"] < 1e-5  # the computation panel's gradients are autograd's
     for name, floor in (("xor", 0.9), ("circle", 0.9), ("blobs", 0.8)):
-        lo, mean, hi = (claims[f"default_test_accuracy_{name}{s}"] for s in ("_lo", "", "_hi"))
+        lo, mean, hi = (claims[f"default_test_accuracy_{name}{s}"] for s in ("_min", "", "_max"))
         assert floor <= lo <= mean <= hi <= 1
         assert lo > claims[f"chance_accuracy_{name}"] + 0.2  # far above guessing the larger class
     assert 0.5 <= claims["chance_accuracy_xor"] < 0.6
