@@ -96,7 +96,7 @@ def bench_reproducible(scale: str = "full") -> None:
     for fid in SENSITIVE_FIGURES:
         reference, moved = built["pinned"][fid], built["other"][fid]
         outside += [f"{fid}:{line}" for line in compare_claims(reference, moved)]
-        inside += [f"{fid}:{key} {reference[key]:.4g} -> {moved[key]:.4g} (range {lo:.4g}-{hi:.4g})"
+        inside += [f"{fid}:{key} {reference[key]:.6g} -> {moved[key]:.6g} (range {lo:.4g}-{hi:.4g})"
                    for key, (lo, hi) in interval_claims(reference).items() if key in moved and moved[key] != reference[key] and lo <= moved[key] <= hi]  # fmt: skip
     setting = " ".join(f"{k}={v}" for k, v in other.items())
     print(f"claims that moved between the pinned defaults and {setting} ({scale} scale, empty caches, {time.perf_counter() - start:.0f} s; "

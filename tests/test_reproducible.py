@@ -70,5 +70,7 @@ def test_deterministic_trains_on_one_thread_and_restores_the_caller_state():
 
     before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     with deterministic():
+        assert torch.get_num_threads() == 1
+    with deterministic(device="cuda"):  # only flips flags: no CUDA needed
         assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
     assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
