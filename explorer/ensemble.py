@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 
 MIN_SEEDS = 3
-# The figures whose claims come from chaotic training (the dying-ReLU regime), rebuilt by the test and the bench.
+# The figures whose claims come from chaotic training (the dying-ReLU regime), rebuilt by the test and
+# the bench, and the articles (build_figures/<article>.py) that define them.
 SENSITIVE_FIGURES = ("activations-dead-units", "weights-templates")
+SENSITIVE_ARTICLES = ("activations", "weights")
 # What a second machine of the same kind can differ in, set by hand: its core count (the default
 # thread count), and the CPU code paths torch and MKL pick (explorer.device pins the first two
 # variables; a value already in the environment wins, so these override the pins).
@@ -79,17 +81,22 @@ def compare_claims(reference: Mapping[str, Any], other: Mapping[str, Any]) -> li
 
 
 def rebuild_claims(settings: Mapping[str, Mapping[str, str]], figures=SENSITIVE_FIGURES, scale: str = "smoke",
-                   folder: Path | None = None) -> dict[str, dict[str, dict]]:  # fmt: skip
+                   folder: Path | None = None, articles=SENSITIVE_ARTICLES) -> dict[str, dict[str, dict]]:  # fmt: skip
     """{setting: {figure id: claims}}: each setting builds `figures` in its own process, from an empty
-    model cache, with its variables added to the environment. The builds run side by side."""
+    model cache, with its variables added to the environment. The builds run side by side, and
+    import only `articles` (the producer modules that define `figures`), not every article."""
     from explorer import jsonio, paths
 
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        producers = Path(tmp) / "producers"
+        producers.mkdir()
+        for article in articles:
+            (producers / f"{article}.py").symlink_to(paths.BUILD_FIGURES / f"{article}.py")
         running = {}
         for i, (name, env) in enumerate(settings.items()):
             where = Path(tmp) / str(i)
             command = [sys.executable, "-m", "explorer", "figures", "--scale", scale, "--quiet", "--force", "--out", str(where / "figures"), "--only", *figures]
-            environment = {**os.environ, "EXPLORER_CACHE": str(where / "cache"), "EXPLORER_DEVICE": "cpu", **env}
+            environment = {**os.environ, "EXPLORER_CACHE": str(where / "cache"), "EXPLORER_DEVICE": "cpu", "EXPLORER_PRODUCERS": str(producers), **env}
             running[name] = (where, subprocess.Popen(command, cwd=paths.REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         claims = {}
         for name, (where, process) in running.items():
