@@ -87,7 +87,10 @@ CONTRAST = """(minRatio) => {
             const style = getComputedStyle(t);
             if (style.visibility === 'hidden' || Number(style.opacity) === 0 || Number(style.fillOpacity) === 0) continue;
             const ink = parse(style.fill); if (!ink) continue;
-            const box = t.getBoundingClientRect();
+            let box = t.getBoundingClientRect();
+            if (box.top < 0 || box.bottom > innerHeight || box.left < 0 || box.right > innerWidth) {  // elementsFromPoint sees the viewport only
+                t.scrollIntoView({block: 'center', inline: 'center'}); box = t.getBoundingClientRect();
+            }
             let under = page;
             for (const e of document.elementsFromPoint(box.left + box.width / 2, box.top + box.height / 2)) {
                 if (e === t || !(e instanceof SVGGraphicsElement) || e.tagName === 'text' || e.tagName === 'g' || e.tagName === 'svg') continue;

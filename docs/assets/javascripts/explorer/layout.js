@@ -49,7 +49,9 @@ function children(node) {
   return null;
 }
 
-function childPrefix(prefix, i) {
+// A view Altair named (it does for views that hold a selection) keeps its name as its prefix.
+function childPrefix(prefix, i, child) {
+  if (child && typeof child.name === "string" && child.name) return child.name;
   return prefix ? `${prefix}_concat_${i}` : `concat_${i}`;
 }
 
@@ -89,7 +91,7 @@ export function refit(spec, view, room) {
     const kids = children(node);
     if (kids) {
       const widths = kids.list.map((child, i) => {
-        const p = childPrefix(prefix, i);
+        const p = childPrefix(prefix, i, child);
         const items = groups.get(`${p}_group`);
         return fit(child, p, boundsWidth(items && items[0]), avail);
       });
