@@ -229,11 +229,12 @@ def test_a_fresh_control_puts_clicked_selections_back_to_their_defaults(browser,
 
 
 PICK = "() => window.explorerFigures.get('heads-viewer').view.data('pick_store').map(t => t.values)"
-THUMBNAILS = "g.mark-group.role-scope[class*='_cell'] > g"  # the facet cells of the first facet: one per head
+THUMBNAILS = "g.mark-group.role-scope[class*='_cell'] > g > path.background"  # each facet cell's plot area: one per head
 
 
 def click_in(page, locator, fx: float, fy: float, **options) -> None:
     """Click at a fraction (fx, fy) of an element's box (SVG boxes measured by the browser itself)."""
+    locator.evaluate("e => e.scrollIntoView({block: 'center'})")  # the mouse only reaches the viewport
     box = locator.evaluate("e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }")
     page.mouse.click(box[0] + fx * box[2], box[1] + fy * box[3], **options)
 
@@ -302,7 +303,7 @@ def test_logit_lens_position_slider_is_bounded_by_the_prompt_and_resets(browser,
         const rows = r.view.data('lens'); const input = r.el.querySelector('input[type=range]');
         return {n: Math.max(...rows.map(d => d.p)) + 1, stages: new Set(rows.map(d => d.s)).size, start: r.view.signal('start'),
                 max: Number(input.max), value: Number(input.value),
-                cells: r.el.querySelectorAll('g.layer_0_marks > path').length}; }"""
+                cells: r.el.querySelectorAll('g.layer_1_marks > text').length}; }"""  # one top prediction per cell
     try:
         tab.page.goto(site_url + "interpretability/residual_stream/")
         tab.wait_for_figures()
