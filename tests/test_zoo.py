@@ -1,5 +1,7 @@
 """The model zoo and the single door `explorer.models.load`, on smoke-scale models and a tiny local checkpoint."""
 
+import json
+
 import pytest
 import torch
 
@@ -149,3 +151,22 @@ def test_bench_flags_a_throughput_under_the_goal(monkeypatch, capsys):
     bench.bench_models()
     out = capsys.readouterr().out
     assert out.count("UNDER GOAL") == 2 and "OVER GOAL" not in out
+
+
+def test_zoo_figure_compares_every_model_in_one_chart(smoke, smoke_claims):
+    """One figure for the zoo: every model's curves, every card's numbers as claims, losses below the
+    uniform guess once trained, and the language models in one view, the induction model apart."""
+    claims = smoke_claims("zoo-loss")
+    for name in zoo.ZOO:
+        key = name.replace("-", "_")
+        assert claims[f"{key}_heldout_loss"] < claims[f"{key}_initial_heldout_loss"] - 0.5, name
+        assert claims[f"{key}_heldout_loss"] < claims[f"{key}_uniform_loss"], name
+        assert claims[f"{key}_params"] == zoo.parameter_count(name, scale="smoke")
+    assert claims["best_language_model"] in zoo.ZOO and zoo.ZOO[claims["best_language_model"]].dataset == "stdlib"
+    assert claims["language_models_min_drop_last_quarter"] > 0  # the page: still falling over the last quarter
+    spec = smoke.spec("zoo-loss")
+    views = spec.get("hconcat") or spec.get("concat")
+    assert len(views) == 2
+    rows = lambda view: json.loads((smoke.path("zoo-loss") / view["layer"][0]["data"]["url"]).read_text())  # noqa: E731
+    drawn = [{row["model"] for row in rows(view)} for view in views]
+    assert drawn == [{n for n in zoo.ZOO if zoo.ZOO[n].dataset == "stdlib"}, {"induction-2l"}]
