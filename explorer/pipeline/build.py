@@ -41,7 +41,7 @@ LOCK = ".manifest.lock"
 TRACKED_VERSIONS = ("torch", "transformer-lens", "altair", "numpy", "scikit-learn", "captum", "transformers")
 # Provenance that may differ between two builds of the same bytes. A rebuild whose files and other
 # fields are unchanged keeps the old entry, so manifest.json changes only when a figure does.
-VOLATILE = ("device", "versions", "git_commit", "wall_time_s")
+VOLATILE = ("device", "cpu", "versions", "git_commit", "wall_time_s")
 
 Status = Literal["built", "fresh", "skipped", "failed"]
 log = logging.getLogger("explorer.pipeline")
@@ -211,6 +211,14 @@ def _load_figure(info: FigureInfo | Figure) -> tuple[Figure | None, str]:
     return fig, ""
 
 
+def _cpu(device) -> dict[str, str]:
+    """Which CPU kernels torch ran (explorer.device pins them): a claim that moved between machines
+    is easier to explain with this in the provenance."""
+    from explorer.device import cpu_dispatch
+
+    return cpu_dispatch() if device.type == "cpu" else {}
+
+
 def _build_one(item: Planned, out: Path, scale: Scale, device, model: str | None, progress: bool) -> Outcome:
     info = item.figure
     if item.error:
@@ -266,6 +274,7 @@ def _build_one(item: Planned, out: Path, scale: Scale, device, model: str | None
         "seed": fig.seed,
         "scale": scale,
         "device": str(device),
+        "cpu": _cpu(device),
         "versions": _versions(),
         "git_commit": _git_commit(),
         "wall_time_s": round(seconds, 2),

@@ -220,6 +220,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _cpu_note(entry: dict[str, Any]) -> str:
+    capability = (entry.get("cpu") or {}).get("cpu_capability")
+    return f" ({capability})" if capability else ""
+
+
 def _provenance_table(root: str) -> str:
     esc = html.escape
     rows = []
@@ -227,7 +232,7 @@ def _provenance_table(root: str) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in sorted(e.get("versions", {}).items()))
         rows.append(
             f'<tr id="{esc(fid)}"><td><code>{esc(fid)}</code><br>{esc(e["title"])}</td><td>{esc(e["model"])}</td>'
-            f'<td><code>{esc(e["source"])}</code></td><td>{esc(e["scale"])}, seed {e["seed"]}, {esc(e["device"])}, '
+            f'<td><code>{esc(e["source"])}</code></td><td>{esc(e["scale"])}, seed {e["seed"]}, {esc(e["device"])}{esc(_cpu_note(e))}, '
             f'{e["wall_time_s"]} s</td><td><code>{esc(e["input_hash"])}</code><br>commit <code>{esc(e["git_commit"])}</code></td>'
             f"<td>{esc(versions)}</td></tr>"
         )
