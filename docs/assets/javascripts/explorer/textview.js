@@ -208,7 +208,8 @@ export function updateTextView(record) {
   if (!tv || tv.view !== view || tv.signature !== signature) {
     const parts = tv && tv.parts.box.isConnected ? tv.parts : build(record, spec);
     const fresh = !tv || tv.signature !== signature;
-    tv = { record, view, spec, parts, signature, rows, position, field, spans: new Map(),
+    if (tv) forget(tv);
+    tv = { record, view, spec, parts, signature, rows, position, field, spans: new Map(), listeners: [],
       hovered: fresh || !tv ? initialHover(view, spec, rows, position) : tv.hovered };
     record.textview = tv;
     drawTokens(tv);
@@ -284,9 +285,17 @@ function hover(tv, p, quiet) {
 function listen(record, tv) {
   const names = new Set([...signalsOf(tv.spec.color && tv.spec.color.match), ...signalsOf(tv.spec.details && tv.spec.details.match)]);
   for (const name of names) {
+    const handler = () => { if (record.textview === tv) paint(tv); };
     try {
-      tv.view.addSignalListener(name, () => { if (record.textview === tv) paint(tv); });
+      tv.view.addSignalListener(name, handler);
+      tv.listeners.push([name, handler]);
     } catch (e) { console.warn(`text view: figure ${record.id} has no signal ${name}`); }
+  }
+}
+
+function forget(tv) { // the view may live on (new data fed into it): drop the old text view's listeners
+  for (const [name, handler] of tv.listeners || []) {
+    try { tv.view.removeSignalListener(name, handler); } catch (e) { /* finalized with its view */ }
   }
 }
 
