@@ -19,6 +19,7 @@ import { linkState, readState, writeState } from "./state.js";
 import { isDark, resolveTokens, vegaConfig } from "./theme.js";
 import { updateTextView } from "./textview.js";
 
+const VEGA_URL = new URL("../../vendor/vega-bundle.js", import.meta.url).href;
 const NARROW = 600; // px of room below which legends move under their views
 const MAX_PASSES = 4;
 const specs = new Map(); // figure id -> Promise<spec>
@@ -38,7 +39,7 @@ const vegaReady = (() => {
     if (!promise) {
       promise = new Promise((resolve, reject) => {
         const script = document.createElement("script");
-        script.src = new URL("../../vendor/vega-bundle.js", import.meta.url).href;
+        script.src = VEGA_URL;
         script.onload = resolve;
         script.onerror = () => reject(new Error("the Vega library (assets/vendor/vega-bundle.js) did not load"));
         document.head.appendChild(script);
@@ -47,6 +48,17 @@ const vegaReady = (() => {
     return promise;
   };
 })();
+
+/** Fetch (not run) the Vega library while the page is idle, so the first figure scrolled to draws at once. */
+function prefetchVega() {
+  if (window.vegaEmbed || document.querySelector("link[data-explorer-vega]")) return;
+  const link = document.createElement("link");
+  link.rel = "prefetch";
+  link.as = "script";
+  link.href = VEGA_URL;
+  link.dataset.explorerVega = "";
+  document.head.appendChild(link);
+}
 
 function fetchJSON(url, what) {
   return fetch(url).then((r) => {
@@ -395,6 +407,7 @@ function setUp() {
   queue = Promise.resolve();
   const figures = [...document.querySelectorAll("figure.explorer-figure")];
   const records = figures.map(attach);
+  if (figures.length) prefetchVega();
   if (!("IntersectionObserver" in window)) { renderAll(); return; }
   observer = new IntersectionObserver((entries) => {
     for (const entry of entries) {
