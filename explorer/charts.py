@@ -180,10 +180,20 @@ class Panel:
         block.update(extra)
         return {"explorer": block}
 
-    def finish(self, chart: alt.TopLevelMixin, **extra: Any) -> alt.TopLevelMixin:
-        """Attach the parameters (at the top level) and the panel's metadata to the chart."""
+    def finish(self, chart: alt.TopLevelMixin, **extra: Any) -> alt.TopLevelMixin | dict:
+        """Attach the parameters (at the top level) and the panel's metadata to the chart.
+
+        Altair cannot lift parameters into some compositions (a concat that holds a facet); for
+        those the result is the finished spec as a dict, which producers may return as well.
+        """
         if self.params:
-            chart = chart.add_params(*self.params)
+            try:
+                chart = chart.add_params(*self.params)
+            except (AttributeError, TypeError):
+                spec = chart.to_dict()
+                spec["params"] = spec.get("params", []) + [p.param.to_dict() for p in self.params]
+                spec["usermeta"] = self.usermeta(**extra)
+                return spec
         return chart.properties(usermeta=self.usermeta(**extra))
 
 

@@ -7,12 +7,16 @@ integrated-gradients baselines the article compares, and implements the two chec
 - the deletion curve: remove the pixels a map ranks highest and watch the class score fall
   (a useful map makes it fall faster than a random order does);
 - the model-randomization test (Adebayo et al. 2018): re-initialize the layers from the top
-  down; a map that explains the *model* must change when the model is destroyed.
+  down; a map that explains the *model* must change when the model is destroyed. The maps are
+  compared by rank correlation in Adebayo et al.'s variants: of absolute values, of signed values,
+  and (ours) of absolute values on the ink pixels only, where background pixels cannot tie at zero.
 
 Images are (batch, 1, 8, 8) here; the digits models accept that shape directly.
 """
 
+import contextlib
 import copy
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +34,7 @@ from captum.attr import (
 )
 from captum.attr._utils.lrp_rules import EpsilonRule
 from jaxtyping import Float, Int
+from scipy.special import roots_legendre
 from scipy.stats import spearmanr
 from torch import Tensor, nn
 
@@ -126,13 +131,17 @@ def integrated_gradients_refined(
     tolerance: float | None,
     max_steps: int,
 ) -> tuple[Maps, Int[Tensor, " batch"]]:
-    """Integrated gradients and the number of steps each image needed to meet `tolerance`."""
+    """Integrated gradients and the number of steps each image needed to meet `tolerance`.
+
+    Images still above `tolerance` at `max_steps` keep their `max_steps` map: check the gap.
+    """
     ig = IntegratedGradients(model)
 
     def integrate(idx: Tensor, steps: int) -> Maps:
         x = images[idx]
-        return ig.attribute(x, baselines=make_baseline(baseline, x), target=targets[idx], n_steps=steps,
-                            internal_batch_size=4096)
+        with cached_gauss_legendre():
+            return ig.attribute(x, baselines=make_baseline(baseline, x), target=targets[idx], n_steps=steps,
+                                internal_batch_size=4096)
 
     everything = torch.arange(len(images), device=images.device)
     maps = integrate(everything, n_steps)
@@ -147,6 +156,29 @@ def integrated_gradients_refined(
         maps[todo] = integrate(todo, n_steps)
         used[todo] = n_steps
     return maps, used
+
+
+@functools.cache
+def _leggauss(n: int) -> tuple[np.ndarray, np.ndarray]:
+    nodes, weights = roots_legendre(n)
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return nodes, weights
+
+
+_NUMPY_LEGGAUSS = np.polynomial.legendre.leggauss
+
+
+@contextlib.contextmanager
+def cached_gauss_legendre() -> Iterator[None]:
+    """Captum computes its Gauss-Legendre nodes with numpy's `leggauss` (an O(n^3) eigenproblem:
+    20 s at n = 2048) twice per call. While inside, `leggauss` answers from SciPy's
+    `roots_legendre` (asymptotic formulas, the same nodes to 1e-14), remembered per n."""
+    np.polynomial.legendre.leggauss = _leggauss
+    try:
+        yield
+    finally:
+        np.polynomial.legendre.leggauss = _NUMPY_LEGGAUSS
 
 
 def grad_cam(model: nn.Module, images: Images, targets: Targets) -> Maps:
@@ -248,7 +280,7 @@ def deletion_curve(
     """Probability of the target class as the highest-ranked pixels are set to black, step by step.
 
     `maps=None` removes pixels in a random order instead (drawn from `generator`). Column k
-    has k/steps of the pixels removed.
+    has k/steps of the pixels removed. Ties in a map are broken by pixel index.
     """
     flat = images.flatten(1)  # (batch, pixels)
     batch, pixels = flat.shape
@@ -264,6 +296,15 @@ def deletion_curve(
         probs = model((flat * kept).view_as(images)).softmax(-1)  # (batch, classes)
         curves.append(probs.gather(1, targets[:, None])[:, 0])
     return torch.stack(curves, dim=1)
+
+
+def brightness_map(images: Images, generator: torch.Generator) -> Maps:
+    """A model-free ranking for the deletion curve: brightest pixels first, ties in random order.
+
+    Pixel values are multiples of 1/16, so a jitter under 1/64 only reorders equal pixels.
+    """
+    jitter = torch.rand(images.shape, generator=generator, dtype=images.dtype).to(images.device) / 64
+    return images + jitter
 
 
 def curve_area(curve: Float[Tensor, "... steps_plus_1"]) -> Float[Tensor, "..."]:
@@ -290,12 +331,36 @@ def cascading_randomization(model: nn.Module, layers: Sequence[str], seed: int =
         yield name, copy.deepcopy(randomized).eval()
 
 
-def rank_correlation(a: Maps, b: Maps) -> np.ndarray:
-    """Spearman correlation of |a| and |b| per image (batch,). A constant map carries no ranking: 0."""
-    a_flat = a.abs().flatten(1).cpu().numpy()
-    b_flat = b.abs().flatten(1).cpu().numpy()
+def rank_correlation(a: Maps, b: Maps, *, signed: bool = False, where: Tensor | None = None) -> np.ndarray:
+    """Spearman correlation of |a| and |b| per image (batch,); a constant map carries no ranking: 0.
+
+    `signed=True` ranks the signed values (Adebayo et al.'s "no abs" variant). `where` (a boolean
+    tensor shaped like the maps) keeps only those pixels, e.g. the ink (`images > 0`): background
+    pixels are exactly 0 in every map that multiplies by the input, and their tied ranks alone make
+    two such maps correlate.
+    """
+    a_flat, b_flat = (m.flatten(1).cpu().numpy() for m in (a, b))  # (batch, pixels)
+    if not signed:
+        a_flat, b_flat = np.abs(a_flat), np.abs(b_flat)
+    keep = np.ones_like(a_flat, dtype=bool) if where is None else where.flatten(1).cpu().numpy()
     rho = np.zeros(len(a_flat))
-    for i, (x, y) in enumerate(zip(a_flat, b_flat)):
-        if np.ptp(x) > 0 and np.ptp(y) > 0:
+    for i, (x, y, k) in enumerate(zip(a_flat, b_flat, keep)):
+        x, y = x[k], y[k]
+        if len(x) > 2 and np.ptp(x) > 0 and np.ptp(y) > 0:
             rho[i] = spearmanr(x, y).statistic
     return rho
+
+
+# The comparisons the randomization figure draws: name -> (label, signed, ink pixels only)
+CORRELATIONS = {
+    "abs": ("|map|, all pixels", False, False),
+    "ink": ("|map|, ink pixels only", False, True),
+    "signed": ("signed map, all pixels", True, False),
+}
+
+
+def map_correlation(kind: str, a: Maps, b: Maps, images: Images) -> np.ndarray:
+    """The `kind` variant (a key of CORRELATIONS) of the rank correlation of a and b, per image."""
+    check_choice("correlation", kind, CORRELATIONS)
+    _, signed, ink = CORRELATIONS[kind]
+    return rank_correlation(a, b, signed=signed, where=images > 0 if ink else None)
