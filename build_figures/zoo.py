@@ -93,7 +93,7 @@ def loss_view(frame: pd.DataFrame, dataset: str, names: list[str], colours: alt.
         color=alt.Color("model:N", scale=colours, title="model", legend=alt.Legend(orient="bottom", columns=3)),
         tooltip=["model:N", "step:Q", alt.Tooltip("tokens:Q", format=","), "curve:N", alt.Tooltip("loss:Q", format=".3f")],
     )
-    hover = charts.hover_rule(base, x="tokens", series="model", y="loss", names=names, x_title="tokens")
+    hover = charts.hover_rule(base, x="tokens", series="model", y="loss", names=names, x_title="tokens", name=f"near_{dataset}")
     chance = (
         alt.Chart(pd.DataFrame({"loss": [round(uniform, 4)], "label": ["uniform guess"], "tokens": [int(data.tokens.max())]}))
         .mark_rule(color=charts.MUTED, strokeDash=[4, 3])

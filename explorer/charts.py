@@ -216,13 +216,17 @@ def text_view(tokens: str, **spec: Any) -> dict:
 
 
 def hover_rule(base: alt.Chart, *, x: str, series: str, y: str, names: Sequence[str], fmt: str = ".3g",
-               x_title: str | None = None, x_format: str = ",") -> alt.LayerChart:
+               x_title: str | None = None, x_format: str = ",", name: str | None = None) -> alt.LayerChart:
     """An invisible layer over line charts: the nearest x gets a rule and one tooltip with every series.
 
-    `base` is the long-form data (one row per x and series) that the lines draw.
+    `base` is the long-form data (one row per x and series) that the lines draw; series names must
+    not contain colons (they become tooltip fields). Give each hover rule of a figure its own `name`
+    when a figure has several: Altair merges unnamed selections of the same shape into one, which
+    then follows the pointer over one view only.
     """
     names = list(names)
-    nearest = alt.selection_point(nearest=True, on="pointerover", fields=[x], empty=False, clear="pointerout")
+    nearest = alt.selection_point(nearest=True, on="pointerover", fields=[x], empty=False, clear="pointerout",
+                                  **({"name": name} if name else {}))
     tips = [alt.Tooltip(f"{x}:Q", title=x_title or x, format=x_format)]
     tips += [alt.Tooltip(f"{name}:Q", format=fmt) for name in names]
     return (
