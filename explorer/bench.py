@@ -5,7 +5,8 @@ the published figures were built, plus a cold rebuild of chosen articles with an
 cache), bytes of figure spec + data per page, time from page load to all figures drawn in
 headless Chromium, one step of the playground's slider, Lighthouse on every page
 (explorer/site/pagebench.py), the model zoo's training throughput, and the claims that move when
-the chaotic digits figures are rebuilt under another thread count and other CPU code paths.
+the chaotic digits figures are rebuilt under another thread count and other CPU code paths, and
+the mutation score: the share of planted bugs the unit tests catch (explorer/mutants.py).
 """
 
 import argparse
@@ -107,6 +108,17 @@ def bench_reproducible(scale: str = "full") -> None:
         print(f"  inside   {line}")
 
 
+def bench_mutants() -> None:
+    """Plant each hand-made bug of explorer.mutants in a copy of the checkout and run its unit tests."""
+    from explorer import mutants
+
+    report = mutants.run()
+    print(report.line())
+    for result in report.results:
+        if not result.killed:
+            print(f"  {result.status:8} {result.mutant.id:40} {result.mutant.file}: {result.mutant.bug}")
+
+
 def bench_pages(site: Path) -> None:
     print(f"figure spec + data per page (goal <= {PAGE_GOAL / 1e6:.1f} MB):")
     for page, size in page_weights(site).items():
@@ -138,10 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-zoo", action="store_true", help="skip training the model zoo from scratch")
     parser.add_argument("--repro-scale", choices=("smoke", "full", "none"), default="full", help="scale of the cross-setting claim comparison (none: skip)")
     parser.add_argument("--no-lighthouse", action="store_true", help="skip the Lighthouse audit of every page (about a minute a page)")
+    parser.add_argument("--no-mutants", action="store_true", help="skip the mutation run (a few minutes)")
     args = parser.parse_args(argv)
     bench_check()
     bench_noop()
     bench_recorded()
+    if not args.no_mutants:
+        bench_mutants()
     bench_cold(tuple(args.cold))
     if args.repro_scale != "none":
         bench_reproducible(args.repro_scale)
