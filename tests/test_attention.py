@@ -167,6 +167,34 @@ def test_heads_claims(smoke_claims):
     assert claims["unscaled_temperature"] == pytest.approx(1 / math.sqrt(32), rel=1e-4)
     assert claims["prev_head_weight"] > 0.9 and claims["prev_head_layer"] == 0
     assert 0.2 < claims["special_share"] < 0.8
+    # every habit against what attention spread evenly over the sentence would give
+    assert claims["prev_head_weight"] > 10 * claims["uniform_neighbour_weight"]
+    assert claims["next_head_weight"] > 5 * claims["uniform_neighbour_weight"]
+    assert claims["special_share"] > 2 * claims["uniform_special_share"]
+    assert claims["future_share"] < claims["uniform_future_share"]
+    assert claims["entropy_t1"] < claims["uniform_entropy"] < claims["entropy_t2"] + 1
+    assert claims["sink_head_share"] > max(0.8, claims["special_share"])
+    assert claims["masked_next_head_cls_share"] > 0.5  # masked, the next-token head falls back on [CLS]
+
+
+def test_heads_figure_shows_the_sentence_as_text(smoke):
+    """The text view's tokens are the sentence itself, whitespace kept (no ids, no grid cells), and
+    keys hidden by the causal mask are not drawn (they must differ from a small weight)."""
+    import json
+
+    from explorer import jsonio
+
+    from build_figures.attention import SENTENCES, SPECIAL_TOKENS
+
+    spec = smoke.spec("attention-heads")
+    text = spec["usermeta"]["explorer"]["text"]
+    assert text["tokens"] == "tokens" and text["color"]["data"] == "attn"
+    for key in list(SENTENCES)[:2]:
+        payload = jsonio.read_json(smoke.path("attention-heads") / "sentences" / f"{key}.json")
+        words = [t["t"] for t in payload["tokens"] if t["t"] not in SPECIAL_TOKENS]
+        assert "".join(words) == SENTENCES[key]
+        assert all(len(row["w"]) == len(payload["tokens"]) for row in payload["attn"])
+    assert "!datum.masked" in json.dumps(spec)
 
 
 def test_positional_claims(smoke_claims):
