@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from explorer import charts
 from explorer.ensemble import claim_over_seeds
 from explorer.models.digits import (
     CLASSES,
@@ -31,6 +32,8 @@ from explorer.pipeline import FigureContext, figure
 LAYERS = {"act1": "hidden layer 1 (64 units)", "act2": "hidden layer 2 (32 units)"}
 BINS = 40
 PER_CLASS = 10  # validation digits of each class in the heat map
+EARLY_STEP = 80  # an early evaluation (the smoke run logs one at step 81) where the regimes' speeds differ
+RESPONDS = 0.5  # a unit responds to a class when its mean activation there is at least this share of its preferred class's
 MODEL = "MLP 64-64-32-10 on scikit-learn digits, trained in four regimes by explorer/models/digits.py"
 
 
@@ -68,59 +71,68 @@ def histogram_edges(regime: str, values: list[np.ndarray]) -> np.ndarray:
     "activations-histograms",
     title="Activation histograms of a digits MLP, four ways to train it",
     caption=(
-        "Each bar is the share of all (validation digit, unit) activations of the chosen hidden layer that fall in "
-        "its bin, over the 360 validation digits, at the chosen training step. Values past the last bin are counted in it. "
-        "The vertical axis is square-root scaled so that a tall spike does not hide the tail."
+        "Bars: the share of all (validation digit, unit) activations of the chosen hidden layer that fall in each bin, "
+        "over the 360 validation digits, at the chosen training step; values past the last bin are counted in it. "
+        "Outline: the same layer at initialization (step 0). The vertical axis is square-root scaled so that a tall "
+        "spike does not hide the tail. One training run per regime (seed 0)."
     ),
     model=MODEL,
 )
 def histograms(ctx: FigureContext) -> alt.Chart:
     runs = train_regimes(ctx.scale)
     x, _ = validation_inputs(ctx)
+    # The healthy first layer's exactly-zero share at the end (the spike at zero), over every seed.
+    ensemble = train_regime_seeds(ctx.scale)
+    claim_over_seeds(ctx, "healthy_zero_share_act1",
+                     {seed: float(np.mean(activations_at(r["healthy"], r["healthy"].steps[-1], x)["act1"][1] == 0)) for seed, r in ensemble.items()})
     bars, notes = [], []
     for regime, run in runs.items():
         per_step = {step: activations_at(run, step, x) for step in run.steps}
         for layer in LAYERS:
             edges = histogram_edges(regime, [per_step[s][layer][1] for s in run.steps])
-            for index, step in enumerate(run.steps):
+            for step in run.steps:
                 pre, post = per_step[step][layer]
                 counts, _ = np.histogram(np.clip(post, edges[0], edges[-1]), bins=edges)
                 share = counts / post.size
-                bars += [{"regime": regime, "layer": layer, "checkpoint": index, "lo": lo, "hi": hi, "share": s}
+                bars += [{"regime": regime, "layer": layer, "step": step, "lo": lo, "hi": hi, "share": s}
                          for lo, hi, s in zip(edges[:-1], edges[1:], share) if s > 0]  # fmt: skip
-                notes.append({"regime": regime, "layer": layer, "checkpoint": index, "note": summary(regime, step, pre, post)})
-    last = len(runs["healthy"].steps) - 1
-    regime = alt.param("regime", value="healthy", bind=alt.binding_select(options=list(REGIMES), name="Regime "))
-    layer = alt.param("layer", value="act1", bind=alt.binding_select(options=list(LAYERS), labels=list(LAYERS.values()), name="Layer "))
-    checkpoint = alt.param("checkpoint", value=last, bind=alt.binding_range(min=0, max=last, step=1, name="Checkpoint "))
-    chosen = "datum.regime == regime && datum.layer == layer && datum.checkpoint == checkpoint"
-    hist = (
-        alt.Chart(pd.DataFrame(bars))
-        .mark_rect(color="#4c72b0")
-        .encode(
-            x=alt.X("lo:Q", title="activation value"),
-            x2="hi:Q",
-            y=alt.Y("share:Q", title="share of activations", scale=alt.Scale(type="sqrt", domain=[0, 1]), axis=alt.Axis(format="%")),
-            y2=alt.datum(0),
-            tooltip=[alt.Tooltip("lo:Q", format=".3f", title="from"), alt.Tooltip("hi:Q", format=".3f", title="to"),
-                     alt.Tooltip("share:Q", format=".2%")],  # fmt: skip
-        )
-        .transform_filter(chosen)
+                notes += [{"regime": regime, "layer": layer, "step": step, "line": i, "note": line}
+                          for i, line in enumerate(summary(regime, step, pre, post))]  # fmt: skip
+    panel = charts.Panel()
+    panel.select("regime", list(REGIMES), label="Regime", value="healthy")
+    panel.select("layer", list(LAYERS), label="Layer", labels=list(LAYERS.values()))
+    panel.steps("step", runs["healthy"].steps)
+    chosen = "datum.regime == regime && datum.layer == layer"
+    frame = alt.Chart(pd.DataFrame(bars)).transform_filter(chosen)
+    encode = dict(
+        x=alt.X("lo:Q", title="activation value"),
+        x2="hi:Q",
+        y=alt.Y("share:Q", title="share of activations", scale=alt.Scale(type="sqrt", domain=[0, 1]), axis=alt.Axis(format="%")),
+        y2=alt.datum(0),
     )
+    now = frame.transform_filter("datum.step == step").mark_rect(color=charts.ACCENT_2, opacity=0.85).encode(
+        **encode,
+        tooltip=[alt.Tooltip("step:Q", format=",", title="training step"), alt.Tooltip("lo:Q", format=".3f", title="from"),
+                 alt.Tooltip("hi:Q", format=".3f", title="to"), alt.Tooltip("share:Q", format=".2%", title="share")],  # fmt: skip
+    )
+    init = frame.transform_filter("datum.step == 0").mark_rect(fill=None, stroke=charts.INK, strokeWidth=1, opacity=0.7).encode(**encode)
     note = (
         alt.Chart(pd.DataFrame(notes))
-        .mark_text(align="right", baseline="top", dx=-4, dy=4, fontSize=12)
-        .encode(x=alt.value("width"), y=alt.value(0), text="note:N")
-        .transform_filter(chosen)
+        .transform_filter(chosen + " && datum.step == step")
+        .transform_calculate(top=f"6 + datum.line * {charts.LABEL_SIZE + 3}")  # pixels from the top, one text mark per line
+        .mark_text(align="center", baseline="top", fontSize=charts.LABEL_SIZE, color=charts.INK)
+        .encode(x=alt.value(alt.expr("width / 2")), y=alt.Y("top:Q", scale=None), text="note:N")
     )
-    return alt.layer(hist, note).add_params(regime, layer, checkpoint).properties(width="container", height=260)
+    return panel.finish(alt.layer(now, init, note).properties(width="container", height=260))
 
 
-def summary(regime: str, step: int, pre: np.ndarray, post: np.ndarray) -> str:
+def summary(regime: str, step: int, pre: np.ndarray, post: np.ndarray) -> list[str]:
+    """The lines drawn over the histogram: the step and the share of stuck activations or units."""
     activation = get_regime(regime).activation
     if activation == "relu":
-        return f"step {step} · exactly zero {np.mean(post == 0):.0%} · dead units {int(np.all(post <= 0, axis=0).sum())}/{post.shape[1]}"
-    return f"step {step} · saturated pre-activations {np.mean(np.abs(pre) > SATURATION_THRESHOLD[activation]):.0%}"
+        dead = int(np.all(post <= 0, axis=0).sum())
+        return [f"step {step:,}", f"exactly zero: {np.mean(post == 0):.0%} of activations", f"dead units: {dead} of {post.shape[1]}"]
+    return [f"step {step:,}", f"saturated pre-activations: {np.mean(np.abs(pre) > SATURATION_THRESHOLD[activation]):.0%}"]
 
 
 @figure(
@@ -129,10 +141,9 @@ def summary(regime: str, step: int, pre: np.ndarray, post: np.ndarray) -> str:
     caption=(
         "Left: share of ReLU units that output exactly zero on all 360 validation digits (dead units). "
         "Middle: share of tanh / sigmoid pre-activations in the saturated range, |z| > 2.65 for tanh "
-        "(|tanh z| > 0.99) and |z| > 4.6 for sigmoid (output below 0.01 or above 0.99). Right: validation accuracy "
-        "(chance: 10%). The lines are one training run per regime (seed 0); the numbers in the text are means over "
-        "several seeds with their range. The step axis is symmetric-log scaled. Pick the hidden layer; click a legend "
-        "entry to highlight a regime."
+        "(|tanh z| > 0.99) and |z| > 4.6 for sigmoid (output below 0.01 or above 0.99). Right: validation accuracy; "
+        "the dashed line is chance (10%). Thick lines: the mean over the seeds, the numbers the text quotes; thin "
+        "lines: each seed. The step axis is symmetric-log scaled."
     ),
     model=MODEL,
 )
@@ -140,40 +151,58 @@ def dead_units(ctx: FigureContext) -> alt.Chart:
     ensemble = train_regime_seeds(ctx.scale)
     x, _ = validation_inputs(ctx)
     per_seed = {seed: stuck_rows(runs, x) for seed, runs in ensemble.items()}
-    drawn_seed = next(iter(ensemble))
-    runs, rows = ensemble[drawn_seed], per_seed[drawn_seed]
     record_claims(ctx, ensemble, per_seed)
 
-    accuracy = pd.DataFrame([{"regime": regime, "step": max(h["step"], 0), "accuracy": h["val_accuracy"]} for regime, run in runs.items() for h in run.history])
-    layer = alt.param("layer", value="all", bind=alt.binding_select(options=["all", *LAYERS], labels=["all hidden units", *LAYERS.values()], name="Layer "))
-    highlight = alt.selection_point(name="regime_pick", fields=["regime"], bind="legend")
-    colour = alt.Color("regime:N", scale=alt.Scale(domain=list(REGIMES)), title="regime")
-    opacity = alt.condition(highlight, alt.value(1.0), alt.value(0.15))
-    step_axis = alt.X("step:Q", scale=alt.Scale(type="symlog", constant=10), title="training step")
-    stuck = pd.DataFrame(rows)
+    stuck = pd.DataFrame([{**row, "seed": seed} for seed, rows in per_seed.items() for row in rows])
+    accuracy = pd.DataFrame([{"regime": regime, "seed": seed, "step": max(h["step"], 0), "accuracy": h["val_accuracy"]}
+                             for seed, runs in ensemble.items() for regime, run in runs.items() for h in run.history])  # fmt: skip
+    panel = charts.Panel()
+    panel.select("layer", ["all", *LAYERS], label="Layer", labels=["all hidden units", *LAYERS.values()])
+    panel.select("regime", ["all", *REGIMES], label="Highlight", labels=["every regime", *REGIMES])
+    picked = "regime == 'all' || datum.regime == regime"
+    colour = alt.Color("regime:N", scale=charts.series_scale(list(REGIMES)), title="regime",
+                       legend=alt.Legend(orient="bottom", direction="horizontal", labelFontSize=charts.LABEL_SIZE, symbolType="stroke",
+                                         symbolStrokeWidth=3, symbolOpacity=1))  # fmt: skip
+    last = ensemble[next(iter(ensemble))]["healthy"].steps[-1]
+    ticks = [t for t in (0, 10, 100, 1000) if t < last] + [last]
+    step_axis = alt.X("step:Q", scale=alt.Scale(type="symlog", constant=10, domain=[0, last], nice=False), title="training step",
+                      axis=alt.Axis(values=ticks, labelExpr="format(datum.value, ',')"))  # symlog axes ignore format
+    percent = dict(scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
 
-    def panel(regimes: list[str], title: str) -> alt.Chart:
-        return (
-            alt.Chart(stuck, title=title)
-            .mark_line(point=True)
-            .encode(x=step_axis, y=alt.Y("stuck:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
-                    color=colour, opacity=opacity, tooltip=["regime:N", "step:Q", alt.Tooltip("stuck:Q", format=".1%")])  # fmt: skip
-            .transform_filter(alt.FieldOneOfPredicate(field="regime", oneOf=regimes))
-            .transform_filter("datum.layer == layer")
-            .properties(width=190, height=200)
+    def lines(frame: pd.DataFrame, y: str, title: str, regimes: list[str], name: str, filters: tuple[str, ...] = ()) -> alt.LayerChart:
+        """Each seed thin and faint, their mean thick, and a hover rule listing every regime's mean."""
+        base = alt.Chart(frame).transform_filter(alt.FieldOneOfPredicate(field="regime", oneOf=regimes))
+        for condition in filters:
+            base = base.transform_filter(condition)
+        y_enc = alt.Y(f"{y}:Q", title=None, **percent)
+        each = base.mark_line(strokeWidth=1).encode(
+            x=step_axis, y=y_enc, color=colour, detail="seed:N",
+            opacity=alt.condition(picked, alt.value(0.35), alt.value(0.06)),
+            tooltip=["regime:N", "seed:N", alt.Tooltip("step:Q", format=",", title="training step"), alt.Tooltip(f"{y}:Q", format=".1%")],
         )
+        mean = base.transform_aggregate(mean=f"mean({y})", groupby=["regime", "step"])
+        thick = mean.mark_line(strokeWidth=2.5).encode(
+            x=step_axis, y=alt.Y("mean:Q", title=None, **percent), color=colour,
+            opacity=alt.condition(picked, alt.value(1.0), alt.value(0.15)),
+        )
+        hover = charts.hover_rule(mean, x="step", series="regime", y="mean", names=regimes, fmt=".1%",
+                                  x_title="training step", name=name).encode(x=step_axis)  # fmt: skip
+        return alt.layer(each, thick, hover).properties(width=230, height=200, title=title)
 
     relu = [r for r in REGIMES if get_regime(r).activation == "relu"]
     squashing = [r for r in REGIMES if r not in relu]
-    acc = (
-        alt.Chart(accuracy, title="validation accuracy")
-        .mark_line()
-        .encode(x=step_axis, y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
-                color=colour, opacity=opacity, tooltip=["regime:N", "step:Q", alt.Tooltip("accuracy:Q", format=".1%")])  # fmt: skip
-        .properties(width=190, height=200)
+    layer_filter = ("datum.layer == layer",)
+    dead = lines(stuck, "stuck", "dead ReLU units", relu, "hover_dead", layer_filter)
+    saturated = lines(stuck, "stuck", "saturated pre-activations", squashing, "hover_saturated", layer_filter)
+    chance = (
+        alt.Chart(pd.DataFrame([{"chance": 1 / CLASSES, "label": f"chance {1 / CLASSES:.0%}"}]))
+        .mark_rule(color=charts.MUTED, strokeDash=[4, 3])
+        .encode(y="chance:Q")
     )
-    # The legend selection lives in one view (the legend is shared): added to all three, Altair dedupes it with a warning.
-    return alt.hconcat(panel(relu, "dead ReLU units").add_params(highlight), panel(squashing, "saturated pre-activations"), acc).add_params(layer)
+    chance_label = chance.mark_text(align="right", baseline="bottom", dy=-2, fontSize=charts.SMALL_SIZE, color=charts.MUTED).encode(
+        x=alt.value("width"), y="chance:Q", text="label:N")
+    acc = alt.layer(lines(accuracy, "accuracy", "validation accuracy", list(REGIMES), "hover_accuracy"), chance, chance_label)
+    return panel.finish(alt.hconcat(dead, saturated, acc).resolve_scale(color="shared"))
 
 
 def stuck_rows(runs: dict[str, TrainedDigits], x: torch.Tensor) -> list[dict]:
@@ -186,6 +215,11 @@ def stuck_rows(runs: dict[str, TrainedDigits], x: torch.Tensor) -> list[dict]:
             for layer, (pre, post) in {**acts, "all": everything}.items():
                 rows.append({"regime": regime, "layer": layer, "step": step, "stuck": stuck_fraction(regime, pre, post)})
     return rows
+
+
+def early_accuracy(run: TrainedDigits, step: int = EARLY_STEP) -> float:
+    """Validation accuracy at the first evaluation at or after `step`: how fast a regime learns."""
+    return float(next(h["val_accuracy"] for h in run.history if h["step"] >= step))
 
 
 def revived_share(run: TrainedDigits, layer: str, x: torch.Tensor) -> float:
@@ -223,6 +257,8 @@ def record_claims(ctx: FigureContext, ensemble: dict[int, dict[str, TrainedDigit
     over_seeds("sigmoid_saturated_fraction_init", lambda s: at(s, "saturated-sigmoid", "all", 0))
     for regime in REGIMES:
         over_seeds(f"{regime.replace('-', '_')}_val_accuracy", lambda s, regime=regime: late_accuracy(ensemble[s][regime]))
+        over_seeds(f"{regime.replace('-', '_')}_early_accuracy", lambda s, regime=regime: early_accuracy(ensemble[s][regime]))
+    ctx.claim("early_step", next(h["step"] for h in ensemble[next(iter(ensemble))]["healthy"].history if h["step"] >= EARLY_STEP))
     ctx.claim("accuracy_evaluations_averaged", LAST_EVALUATIONS)
     ctx.claim("chance_accuracy", 1 / CLASSES)
     ctx.claim("seeds", len(ensemble))
@@ -238,46 +274,68 @@ def record_claims(ctx: FigureContext, ensemble: dict[int, dict[str, TrainedDigit
     "activations-heatmap",
     title="Which units fire for which digits",
     caption=(
-        f"Rows: the hidden units of the chosen layer, grouped by the digit class they respond to most on average, "
-        f"units that never fire at the bottom. Columns: {PER_CLASS} validation digits of each class, in class order. "
-        "Colour: the unit's activation divided by its largest absolute value on these digits."
+        f"Rows: the hidden units of the chosen layer at the end of training, grouped by the digit class they respond to "
+        f"most on average, units that never fire at the bottom. Columns: {PER_CLASS} validation digits of each class, in "
+        "class order. Colour: the unit's activation divided by its largest absolute value on these digits; grey is "
+        "exactly zero. One training run per regime (seed 0)."
     ),
     model=MODEL,
 )
 def heatmap(ctx: FigureContext) -> alt.Chart:
     runs = train_regimes(ctx.scale)
     x, y = validation_inputs(ctx)
-    picked = np.concatenate([np.flatnonzero(y == c)[:PER_CLASS] for c in range(10)])  # (100,) in class order
+    picked = np.concatenate([np.flatnonzero(y == c)[:PER_CLASS] for c in range(CLASSES)])  # (100,) in class order
     for regime, run in runs.items():
         for layer, (_, post) in activations_at(run, run.steps[-1], x[picked]).items():
             ctx.asset(f"heat/{regime}-{layer}.json", {"units": heat_rows(post, y[picked])})
-    regimes, layers = list(REGIMES), list(LAYERS)
-    chart = (
-        alt.Chart(alt.Data(name="units"))
+    # How distributed the healthy first layer's code is, on all validation digits, over every seed.
+    ensemble = train_regime_seeds(ctx.scale)
+    finals = {seed: activations_at(r["healthy"], r["healthy"].steps[-1], x)["act1"][1] for seed, r in ensemble.items()}
+    counts = {seed: classes_responded(post, y) for seed, post in finals.items()}
+    claim_over_seeds(ctx, "healthy_act1_classes_median", {seed: float(np.median(c)) for seed, c in counts.items()})
+    claim_over_seeds(ctx, "healthy_act1_single_class_units", {seed: int(np.sum(c == 1)) for seed, c in counts.items()})
+    claim_over_seeds(ctx, "healthy_act1_live_units", {seed: len(c) for seed, c in counts.items()})
+    ctx.claim("responds_share", RESPONDS)
+    panel = charts.Panel()
+    panel.data("regime", list(REGIMES), label="Regime", default="healthy")
+    panel.data("layer", list(LAYERS), label="Layer", labels=list(LAYERS.values()), default="act1")
+    panel.source("heat/{regime}-{layer}.json", datasets=["units"])
+    columns = PER_CLASS * CLASSES
+    cells = (
+        alt.Chart(alt.NamedData(name="units"))
         .transform_flatten(["a"])
         .transform_window(i="row_number()", groupby=["r"])
-        .transform_calculate(i="datum.i - 1", d=f"floor((datum.i - 1) / {PER_CLASS})", mag="abs(datum.a)")
+        .transform_calculate(i2="datum.i", i="datum.i - 1", d=f"floor(datum.i / {PER_CLASS})", mag="abs(datum.a)")  # in order
         .transform_joinaggregate(top="max(mag)", groupby=["r"])
         .transform_calculate(v="datum.top > 0 ? datum.a / datum.top : 0")
         .mark_rect()
         .encode(
-            x=alt.X("i:O", title="validation digit (grouped by class)",
-                    axis=alt.Axis(labelExpr=f"datum.value % {PER_CLASS} == {PER_CLASS // 2} ? 'digit ' + floor(datum.value / {PER_CLASS}) : ''",
-                                  ticks=False, labelAngle=0)),  # fmt: skip
+            x=alt.X("i:Q", title="validation digits, grouped by class", scale=alt.Scale(domain=[0, columns], nice=False),
+                    axis=alt.Axis(values=[PER_CLASS * c + PER_CLASS / 2 for c in range(CLASSES)], labelExpr=f"floor(datum.value / {PER_CLASS})",
+                                  ticks=False, grid=False, labelFontSize=charts.LABEL_SIZE)),  # fmt: skip
+            x2="i2:Q",
             y=alt.Y("r:O", title="hidden unit (sorted by preferred digit)", axis=alt.Axis(labels=False, ticks=False)),
-            color=alt.Color("v:Q", scale=alt.Scale(scheme="blueorange", domain=[-1, 1]), title="activation / max |activation|"),
+            color=alt.Color("v:Q", scale=charts.diverging(1.0), title=["activation ÷", "max |activation|"]),
             tooltip=[alt.Tooltip("u:Q", title="unit"), alt.Tooltip("p:N", title="preferred digit"),
                      alt.Tooltip("d:Q", title="input digit"), alt.Tooltip("a:Q", title="activation", format=".3f")],  # fmt: skip
         )
-        .properties(width="container", height=320)
     )
-    return chart.properties(usermeta={"explorer": {
-        "controls": [
-            {"name": "regime", "label": "Regime", "options": regimes, "default": "healthy"},
-            {"name": "layer", "label": "Layer", "options": layers, "labels": list(LAYERS.values()), "default": "act1"},
-        ],
-        "source": {"url": "heat/{regime}-{layer}.json", "datasets": ["units"]},
-    }})  # fmt: skip
+    # Thin paper-coloured lines between the classes, so the blocks read as blocks.
+    borders = (
+        alt.Chart(alt.Data(values=[{"x": PER_CLASS * c} for c in range(1, CLASSES)]))
+        .mark_rule(color=charts.PAPER, strokeWidth=1.5)
+        .encode(x="x:Q")
+    )
+    return panel.finish(alt.layer(cells, borders).properties(width="container", height=320))
+
+
+def classes_responded(post: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """For each unit that fires on some digit: how many classes have a mean activation of at least
+    RESPONDS times that of its preferred class. (live units,)"""
+    class_means = np.stack([post[labels == c].mean(axis=0) for c in range(CLASSES)])  # (10, units)
+    top = class_means.max(axis=0)
+    live = top > 0
+    return (class_means[:, live] >= RESPONDS * top[live]).sum(axis=0)
 
 
 def heat_rows(post: np.ndarray, labels: np.ndarray) -> list[dict]:
