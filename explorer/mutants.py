@@ -5,8 +5,11 @@ plants (an off-by-one offset, a wrong sign, a dropped layer norm, the wrong aver
 skipped hash input, an unescaped HTML sink, ...), and the unit tests that should catch it.
 `run()` copies the working tree (tracked files and untracked files git does not ignore, never
 the checkout itself) into a temporary folder per worker, plants one mutant at a time, runs that
-mutant's tests and restores the file. A mutant is killed when a test that passes on the unmutated
-copy fails, or when its run exceeds the time limit; it survives when every test passes.
+mutant's tests (stopping at the first failure) and restores the file. A mutant is killed when a test
+fails that passes on the unmutated copy (checked once per test, only for tests that fail under some
+mutant; one that already fails is left out and the mutant run again), or when its run exceeds the
+time limit (reported as such); it survives when every test passes. A mutant whose snippet is no
+longer in its file is reported stale and not scored: update it with the code.
 
 Only fast unit tests run: tests that use the smoke-scale figure builds or the built site are
 deselected, and browser tests run only for mutants of the page script
@@ -15,7 +18,8 @@ deselected, and browser tests run only for mutants of the page script
 Each worker is one long-lived Python process that imports torch, TransformerLens and the rest
 once and runs pytest in-process, dropping the copy's own modules before every run so that the
 mutated source is what gets imported (bytecode caching is off: a same-size edit within one
-second would otherwise reuse the unmutated .pyc).
+second would otherwise reuse the unmutated .pyc), and emptying its cache folder of everything but
+the trained models (linked from the checkout's), so no source index computed by other code answers.
 
     python -m explorer.mutants                 # all mutants, two workers; prints score and survivors
     python -m explorer.mutants --only ID ...   # a few (ids from --list)
