@@ -93,7 +93,7 @@ CONTRAST = """(minRatio) => {
             }
             let under = page;
             for (const e of document.elementsFromPoint(box.left + box.width / 2, box.top + box.height / 2)) {
-                if (e === t || !(e instanceof SVGGraphicsElement) || e.tagName === 'text' || e.tagName === 'g' || e.tagName === 'svg') continue;
+                if (e === t || !(e instanceof SVGGraphicsElement) || e.tagName === 'text' || e.tagName === 'tspan' || e.tagName === 'g' || e.tagName === 'svg') continue;
                 const s = getComputedStyle(e); const fill = parse(s.fill);
                 if (fill && Number(s.fillOpacity) * Number(s.opacity) > 0.5) { under = fill; break; }
             }
