@@ -97,7 +97,9 @@ class SourceInfo:
 
 
 _SOURCE_INDEX = {"loaded": False, "dirty": False, "files": {}, "used": set()}
-SOURCE_INDEX_VERSION = 1
+# The cache of parsed imports is only valid for the code that parsed them: a change to how imports
+# are read must not be answered from an index this file's previous version wrote.
+SOURCE_INDEX_VERSION = "1-" + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def _source_index_file() -> Path:

@@ -13,6 +13,7 @@ reads it from there.
 
 import ast
 import contextlib
+import hashlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ from explorer.errors import ExplorerError
 from explorer.pipeline import hashing
 from explorer.pipeline.registry import ID_PATTERN, Figure
 
-INDEX_VERSION = 1
+# Valid only for the code that wrote it (this file and the hashing it relies on).
+INDEX_VERSION = "1-" + hashlib.sha256(Path(__file__).read_bytes() + Path(hashing.__file__).read_bytes()).hexdigest()[:16]
 FIGURE_MODULES = hashing.FIGURE_MODULES
 REQUIRED = ("title", "caption", "model")
 OPTIONAL = {"seed": 0, "model_option": False, "inputs": ()}
