@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 
 from explorer.pipeline import FigureContext, figure
-from explorer.techniques import heads, prompts
+from explorer.techniques import heads, probes, prompts
 
 ZOO_LABEL = "each model of the zoo (explorer.models.ZOO), trained by explorer/models/zoo.py"
 PROMPT_LABELS = {"code": "Python code", "prose": "docstring prose", "repeat": "random tokens, repeated"}
@@ -126,17 +126,11 @@ def heads_viewer(ctx: FigureContext) -> alt.Chart:
 
 
 def score_table(ctx: FigureContext, name: str) -> pd.DataFrame:
-    """Head-wiki rows for one model: previous-token and first-token scores on held-out text,
-    duplicate-token and induction scores on repeated random tokens (text repeats too rarely)."""
+    """Head-wiki rows for one model, scored on its canonical probe set (explorer.techniques.probes):
+    previous-token and first-token scores on held-out text, duplicate-token and induction scores on
+    repeated random tokens (text repeats too rarely). Every page shows these same numbers."""
     model = prompts.load(ctx, name)
-    n_rows, length = ctx.pick(smoke=4, full=16), model.cfg.n_ctx
-    text = prompts.heldout_tokens(ctx, model, name, n_rows, length)
-    generator = torch.Generator().manual_seed(ctx.seed)
-    half = (length - len(prompts.start_tokens(model))) // 2
-    repeated = heads.repeated_random_tokens(n_rows, half, prompts.sampling_vocab(model), generator, prompts.start_tokens(model))
-    on_text = heads.head_scores(model, text, ["previous_token", "first_token"])
-    on_repeats = heads.head_scores(model, repeated.to(model.cfg.device), ["duplicate_token", "induction"])
-    table = on_text.merge(on_repeats, on=["layer", "head"])
+    table = probes.head_scores(model, probes.probe_set(model, name, ctx.scale))
     table.insert(0, "model", name)
     return table
 

@@ -1,7 +1,9 @@
 """Induction heads: how a 2-layer attention-only transformer learns to copy from context.
 
-All figures read the zoo model `induction-2l` (trained on random tokens repeating with a random
-period) and its checkpoints, except the architecture sweep, which trains its own small models.
+The figures read the zoo model `induction-2l` (trained on random tokens repeating with a random
+period) and two more training runs of the same recipe with other seeds, so every number from
+training comes with its spread over three seeds. The architecture sweep trains its own small models.
+Heads are scored on the canonical probe set (explorer.techniques.probes), as on every other page.
 """
 
 import math
@@ -11,53 +13,82 @@ import altair as alt
 import pandas as pd
 import torch
 
-from explorer import models
+from explorer import charts, models
 from explorer.cache import cached
 from explorer.data import induction_task
-from explorer.models import fused_attention, training, zoo
+from explorer.models import recipes, training, zoo
+from explorer.models.training import TrainingRun
 from explorer.pipeline import FigureContext, figure
-from explorer.techniques import induction
+from explorer.techniques import heads, induction, patching, probes
 
 MODEL = "induction-2l"
-MODEL_NOTE = "induction-2l (explorer zoo: 2-layer attention-only, trained on repeating random tokens)"
-PROBE_SEED = 1234  # the probe rows are never training rows: their generator is seeded apart
+SEEDS = (0, 1, 2)  # seed 0 is the zoo model; 1 and 2 retrain its recipe with other seeds
+MODEL_NOTE = "induction-2l (explorer zoo: 2-layer attention-only, trained on repeating random tokens), seeds 0-2; seed 0 is the zoo model"
+SEED_LABELS = ["seed 0 (the zoo model)", "seed 1", "seed 2"]
+NULL_SAMPLES = 200  # random rotations per pair for the K-composition null
+NULL_DRAWS = 20  # random pushes per ablation for its null
+WINDOW = (0.2, 0.8)  # the phase change: from 20% to 80% of the induction score's total rise
+ICL_WINDOW = 4  # positions averaged at each end of the context for the in-context learning score
 
 
-def probe(scale: str, batch: int = 64) -> torch.Tensor:
-    """Repeated random tokens of the model's vocabulary: `half` random tokens, then the same again."""
-    arch = zoo.config(MODEL, scale)["arch"]
-    half = arch["n_ctx"] * 3 // 8  # inside the training periods, so the rows look like training data
-    return induction_task.repeated_random_tokens(batch, half, arch["d_vocab"], torch.Generator().manual_seed(PROBE_SEED))
+def training_run(scale: str, seed: int) -> TrainingRun:
+    """The zoo model (seed 0) or its recipe retrained with another seed (cached)."""
+    if seed == 0:
+        return zoo.training_run(MODEL, scale)
+    cfg = zoo.config(MODEL, scale)
+    cfg = {**cfg, "data": {**cfg["data"], "seed": seed}}
+    return cached("induction-2l-seeds", cfg, lambda: recipes.train_uncached(cfg), code=[recipes])
+
+
+def load(scale: str, seed: int, weights=None):
+    return zoo.from_weights(MODEL, training_run(scale, seed).state_dict if weights is None else weights, scale, "cpu")
+
+
+@cache
+def probe(scale: str) -> probes.ProbeSet:
+    return probes.probe_set(models.load(MODEL, scale=scale, device="cpu"), MODEL, scale)
 
 
 def head_label(layer: int, head: int) -> str:
     return f"L{layer}H{head}"
 
 
+def claim_spread(ctx: FigureContext, key: str, values) -> None:
+    """A number from training: its mean over the seeds, and its range (lo, hi) over them."""
+    values = [float(v) for v in values]
+    ctx.claim(key, sum(values) / len(values))
+    ctx.claim(f"{key}_lo", min(values))
+    ctx.claim(f"{key}_hi", max(values))
+
+
+def seed_panel(panel: charts.Panel) -> alt.Parameter:
+    return panel.select("seed", list(SEEDS), label="Training run", labels=SEED_LABELS)
+
+
+# --- The training film: scores, losses and composition at every checkpoint ----------------------------
+
+
 @cache
-def film(scale: str) -> list[dict]:
-    """Scores and losses of every checkpoint of induction-2l, on the probe."""
-    tokens = probe(scale)
-    half = tokens.shape[1] // 2
+def film(scale: str, seed: int) -> list[dict]:
+    """Scores, losses and K-composition (with its null) at every checkpoint of one training run."""
+    p = probe(scale)
     rows = []
     with training.cpu_threads(1, "cpu"):
-        for step, weights in models.training_run(MODEL, scale).checkpoints:
-            model = zoo.from_weights(MODEL, weights, scale, "cpu")
-            scores = induction.head_scores(model, tokens)
-            loss = induction.per_position_loss(model, tokens)
+        for step, weights in training_run(scale, seed).checkpoints:
+            model = load(scale, seed, weights)
+            table = probes.head_scores(model, p)
+            loss = induction.per_position_loss(model, p.repeated)
             rows.append({
                 "step": step,
-                "scores": scores,
-                "repeated_loss": induction.repeated_half_loss(loss, half),
-                "first_half_loss": loss[: half - 1].mean().item(),
+                "previous_token": probes.score_grid(table, "previous_token"),  # (layer, head)
+                "induction": probes.score_grid(table, "induction"),
+                "repeated_loss": induction.repeated_half_loss(loss, p.second_copy.start),
+                "first_half_loss": induction.first_copy_loss(loss, p.prefix, p.half),
                 "icl": induction.icl_score(loss, ICL_WINDOW),
-                "composition": induction.k_composition(model),
+                "composition": induction.k_composition(model),  # (head_l0, head_l1)
+                "null": induction.k_composition_null(model, NULL_SAMPLES, seed=step),  # (head_l0, head_l1, samples)
             })
     return rows
-
-
-WINDOW = (0.2, 0.8)  # the phase change: from 20% to 80% of the induction score's total rise
-ICL_WINDOW = 4  # positions averaged at each end of the context for the in-context learning score
 
 
 def phase_window(steps: list[int], values: list[float], low: float = WINDOW[0], high: float = WINDOW[1]) -> tuple[int, int]:
@@ -67,397 +98,676 @@ def phase_window(steps: list[int], values: list[float], low: float = WINDOW[0], 
     return first(low), first(high)
 
 
+def circuit(frame: dict) -> tuple[int, int]:
+    """(previous-token head of layer 0, induction head of layer 1) at a checkpoint: the best of each."""
+    return int(frame["previous_token"][0].argmax()), int(frame["induction"][1].argmax())
+
+
+def window_of(frames: list[dict]) -> tuple[int, int]:
+    return phase_window([f["step"] for f in frames], [f["induction"][1].max().item() for f in frames])
+
+
 @figure(
     "induction-film",
     title="Induction heads form in a phase change",
     caption=(
-        "Every checkpoint of the model, scored on rows of random tokens repeated once. Top: each head's "
-        "previous-token score (attention to the token just before) and induction score (attention, in the "
-        "second copy, to the token after the earlier occurrence of the current token). Bottom: the best "
-        "score of each kind and the losses over training; the band marks the phase change (20% to 80% of "
-        "the induction score's rise). Drag the slider to move through training."
+        "Every checkpoint of one training run, scored on the canonical probe. Top: each head's previous-token "
+        "score (attention to the token just before, on held-out rows) and induction score (attention, in the "
+        "second copy of repeated random tokens, to the token after the earlier occurrence of the current "
+        "token). Middle: the best score of each kind over training, with the induction score of uniform "
+        "attention (chance). Bottom: losses on the probe. The band marks the phase change (20% to 80% of the "
+        "best induction score's rise). Choose the run, drag or play the step."
     ),
     model=MODEL_NOTE,
 )
 def induction_film(ctx: FigureContext) -> alt.Chart:
-    frames = film(ctx.scale)
-    steps = [f["step"] for f in frames]
-    top_induction = [f["scores"]["induction"][1].max().item() for f in frames]
-    start, end = phase_window(steps, top_induction)
-    last = frames[-1]
-    best = int(last["scores"]["induction"][1].argmax())
-    prev_best = int(last["scores"]["previous_token"][0].argmax())
-    before = next(f for f in frames if f["step"] == start)
-    after = next(f for f in frames if f["step"] == end)
-    total_drop = frames[0]["repeated_loss"] - last["repeated_loss"]
+    p = probe(ctx.scale)
+    runs = {seed: film(ctx.scale, seed) for seed in SEEDS}
+    steps = [f["step"] for f in runs[0]]
+    chance = probes.uniform_induction_score(p)
+    windows = {seed: window_of(frames) for seed, frames in runs.items()}
+
     ctx.claim("steps", steps[-1])
-    ctx.claim("induction_head", head_label(1, best))
-    ctx.claim("induction_score", last["scores"]["induction"][1, best].item())
-    ctx.claim("previous_token_head", head_label(0, prev_best))
-    ctx.claim("previous_token_score", last["scores"]["previous_token"][0, prev_best].item())
-    ctx.claim("best_layer0_induction_score", last["scores"]["induction"][0].max().item())
+    ctx.claim("seeds", len(SEEDS))
+    ctx.claim("half", p.half)
+    ctx.claim("chance_induction", chance)
+    ctx.claim("chance_previous_token", probes.uniform_previous_token_score(p.text.shape[1]))
+    zoo_last = runs[0][-1]
+    prev0, ind0 = circuit(zoo_last)
+    ctx.claim("induction_head", head_label(1, ind0))
+    ctx.claim("induction_score", zoo_last["induction"][1, ind0].item())
+    ctx.claim("previous_token_head", head_label(0, prev0))
+    ctx.claim("previous_token_score", zoo_last["previous_token"][0, prev0].item())
+    library = probes.library_induction_scores(load(ctx.scale, 0), p.repeated)
+    ctx.claim("library_induction_score", library[1, ind0].item())
+    ctx.claim("library_fraction_of_rows", p.half / p.repeated.shape[1])  # rows where TL's pattern has a target: the second copy
+
+    lasts = [frames[-1] for frames in runs.values()]
+    claim_spread(ctx, "top_induction", [f["induction"][1].max() for f in lasts])
+    claim_spread(ctx, "top_previous_token", [f["previous_token"][0].max() for f in lasts])
+    claim_spread(ctx, "best_layer0_induction", [f["induction"][0].max() for f in lasts])
+    claim_spread(ctx, "layer0_mean_previous_token", [f["previous_token"][0].mean() for f in lasts])
+    claim_spread(ctx, "window_start", [w[0] for w in windows.values()])
+    claim_spread(ctx, "window_end", [w[1] for w in windows.values()])
+    claim_spread(ctx, "window_fraction", [(w[1] - w[0]) / steps[-1] for w in windows.values()])
+    drops = []
+    for seed, frames in runs.items():
+        at = {f["step"]: f for f in frames}
+        before, after = at[windows[seed][0]], at[windows[seed][1]]
+        drops.append((before["repeated_loss"] - after["repeated_loss"]) / (frames[0]["repeated_loss"] - frames[-1]["repeated_loss"]))
+    claim_spread(ctx, "loss_drop_in_window_fraction", drops)
+    claim_spread(ctx, "repeated_loss_start", [frames[0]["repeated_loss"] for frames in runs.values()])
+    claim_spread(ctx, "repeated_loss_final", [f["repeated_loss"] for f in lasts])
+    claim_spread(ctx, "first_half_loss_final", [f["first_half_loss"] for f in lasts])
+    claim_spread(ctx, "icl_start", [frames[0]["icl"] for frames in runs.values()])
+    claim_spread(ctx, "icl_final", [f["icl"] for f in lasts])
+    ctx.claim("uniform_loss", math.log(zoo.config(MODEL, ctx.scale)["arch"]["d_vocab"]))
+    ctx.claim("icl_window", ICL_WINDOW)
     ctx.claim("window_low", WINDOW[0])
     ctx.claim("window_high", WINDOW[1])
-    ctx.claim("icl_window", ICL_WINDOW)
-    ctx.claim("window_start", start)
-    ctx.claim("window_end", end)
-    ctx.claim("window_fraction", (end - start) / steps[-1])
-    ctx.claim("loss_drop_in_window_fraction", (before["repeated_loss"] - after["repeated_loss"]) / total_drop)
-    ctx.claim("repeated_loss_start", frames[0]["repeated_loss"])
-    ctx.claim("repeated_loss_final", last["repeated_loss"])
-    ctx.claim("first_half_loss_final", last["first_half_loss"])
-    ctx.claim("icl_start", frames[0]["icl"])
-    ctx.claim("icl_final", last["icl"])
 
-    heads = pd.DataFrame([
-        {"step": f["step"], "kind": kind.replace("_", "-"), "layer": layer, "head": head, "score": round(f["scores"][kind][layer, head].item(), 3)}
-        for f in frames for kind in ("previous_token", "induction")
-        for layer in range(f["scores"][kind].shape[0]) for head in range(f["scores"][kind].shape[1])
+    cells = pd.DataFrame([
+        {"seed": seed, "step": f["step"], "kind": kind, "layer": layer, "head": head, "label": head_label(layer, head),
+         "score": round(f[kind][layer, head].item(), 3)}
+        for seed, frames in runs.items() for f in frames for kind in ("previous_token", "induction")
+        for layer in range(f[kind].shape[0]) for head in range(f[kind].shape[1])
     ])
+    score_names = ["best induction score (layer 1)", "best previous-token score (layer 0)", "induction score of uniform attention"]
+    loss_names = ["loss on the repeated half", "loss on the first copy", "in-context learning score"]
     curves = pd.DataFrame([
-        {"step": f["step"], "panel": panel, "series": series, "value": round(value, 4)}
-        for f in frames
+        {"seed": seed, "step": f["step"], "panel": panel, "series": series, "value": round(value, 4)}
+        for seed, frames in runs.items() for f in frames
         for panel, series, value in (
-            ("score", "best induction score (layer 1)", f["scores"]["induction"][1].max().item()),
-            ("score", "best previous-token score (layer 0)", f["scores"]["previous_token"][0].max().item()),
-            ("loss", "loss on the repeated half", f["repeated_loss"]),
-            ("loss", "loss on the first half", f["first_half_loss"]),
-            ("loss", "in-context learning score", f["icl"]),
+            ("score", score_names[0], f["induction"][1].max().item()),
+            ("score", score_names[1], f["previous_token"][0].max().item()),
+            ("score", score_names[2], chance),
+            ("loss", loss_names[0], f["repeated_loss"]),
+            ("loss", loss_names[1], f["first_half_loss"]),
+            ("loss", loss_names[2], f["icl"]),
         )
     ])
-    step = alt.param(name="step", value=steps[-1], bind=alt.binding_range(min=0, max=steps[-1], step=steps[1] - steps[0], name="training step "))
+    bands = pd.DataFrame([{"seed": s, "start": w[0], "end": w[1]} for s, w in windows.items()])
+
+    panel = charts.Panel()
+    seed = seed_panel(panel)
+    step = panel.steps("step", steps)
+
     def grid(kind: str, title: str) -> alt.LayerChart:
-        cells = (
-            alt.Chart(heads, title=title)
-            .transform_filter((alt.datum.step == step) & (alt.datum.kind == kind))
+        base = (
+            alt.Chart(cells, title=title)
+            .transform_filter((alt.datum.seed == seed) & (alt.datum.step == step) & (alt.datum.kind == kind))
             .encode(x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0)), y=alt.Y("layer:O", title="layer"))
         )
-        rect = cells.mark_rect().encode(
-            color=alt.Color("score:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis"), title="score"),
-            tooltip=["kind:N", "layer:O", "head:O", alt.Tooltip("score:Q", format=".2f")],
+        rect = base.mark_rect(stroke=charts.RULE).encode(
+            color=alt.Color("score:Q", scale=charts.sequential((0, 1)), title="score", legend=alt.Legend(gradientLength=80)),
+            tooltip=[alt.Tooltip("label:N", title="head"), alt.Tooltip("score:Q", format=".2f"), alt.Tooltip("step:Q", format=",")],
         )
-        text = cells.mark_text(fontSize=11).encode(
-            text=alt.Text("score:Q", format=".2f"), color=alt.condition(alt.datum.score > 0.5, alt.value("black"), alt.value("white"))
+        text = base.mark_text(fontSize=charts.LABEL_SIZE).encode(
+            text=alt.Text("score:Q", format=".2f"),
+            color=alt.condition(alt.datum.score > 0.55, alt.value(charts.PAPER), alt.value(charts.INK)),
         )
         return alt.layer(rect, text).properties(width=180, height=80)
 
-    band = alt.Chart(pd.DataFrame([{"start": start, "end": end}])).mark_rect(opacity=0.15, color="orange").encode(x="start:Q", x2="end:Q")
-    rule = alt.Chart(pd.DataFrame([{"x": 0}])).mark_rule(color="gray").encode(x=alt.X("s:Q")).transform_calculate(s="step")
-
-    def panel(name: str, title: str) -> alt.LayerChart:
-        lines = (
-            alt.Chart(curves)
-            .transform_filter(alt.datum.panel == name)
-            .mark_line()
-            .encode(
-                x=alt.X("step:Q", title="training step"),
-                y=alt.Y("value:Q", title=title),
-                color=alt.Color("series:N", title=None, legend=alt.Legend(orient="right", labelLimit=260)),
-                tooltip=["series:N", "step:Q", alt.Tooltip("value:Q", format=".3f")],
-            )
+    def lines(name: str, names: list[str], title: str) -> alt.LayerChart:
+        base = alt.Chart(curves).transform_filter((alt.datum.seed == seed) & (alt.datum.panel == name))
+        drawn = base.mark_line(strokeWidth=2).encode(
+            x=alt.X("step:Q", title="training step", axis=alt.Axis(format=",d")),
+            y=alt.Y("value:Q", title=title),
+            color=alt.Color("series:N", scale=charts.series_scale(names), title=None,
+                            legend=alt.Legend(orient="bottom", direction="vertical", columns=1, labelLimit=300)),
+            strokeDash=alt.condition(alt.datum.series == score_names[2], alt.value([4, 3]), alt.value([1, 0])),
         )
-        return alt.layer(band, lines, rule).properties(width=420, height=140)
+        band = alt.Chart(bands).transform_filter(alt.datum.seed == seed).mark_rect(color=charts.ACCENT_2, opacity=0.15).encode(
+            x="start:Q", x2="end:Q", tooltip=[alt.Tooltip("start:Q", title="phase change from step", format=","),
+                                              alt.Tooltip("end:Q", title="to step", format=",")])
+        hover = charts.hover_rule(base, x="step", series="series", y="value", names=names, fmt=".2f", x_title="step", name=f"hover_{name}")
+        return alt.layer(band, drawn, hover, charts.now_rule(step)).properties(width=420, height=140)
 
-    grids = alt.hconcat(grid("previous-token", "previous-token score"), grid("induction", "induction score"))
-    return alt.vconcat(grids, panel("score", "score"), panel("loss", "nats per token")).add_params(step).resolve_scale(color="independent")
+    top = alt.hconcat(grid("previous_token", "previous-token score"), grid("induction", "induction score"))
+    chart = alt.vconcat(top, lines("score", score_names, "score"), lines("loss", loss_names, "nats per token")).resolve_scale(color="independent")
+    return panel.finish(chart)
 
 
 @figure(
     "induction-patterns",
     title="What the heads look at",
     caption=(
-        "Attention of each head of the trained model on one row of random tokens repeated once (query "
-        "position down, key position across). A previous-token head draws the diagonal just below the main "
-        "one; an induction head draws a diagonal in the second copy, one step right of the earlier copy."
+        "Attention of one head of the trained model (seed 0) on one row of the canonical probe: random tokens, "
+        "repeated once (query position down, key position across; the tooltip names each token). A "
+        "previous-token head draws the diagonal just below the main one; an induction head draws a diagonal in "
+        "the second copy, one step right of the earlier copy. Outlined: the cells that head kind should attend to."
     ),
     model=MODEL_NOTE,
 )
 def induction_patterns(ctx: FigureContext) -> alt.Chart:
-    model = models.load(MODEL, scale=ctx.scale, device=ctx.device)
-    tokens = probe(ctx.scale, batch=1).to(ctx.device)
-    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("hook_pattern"))
+    model = load(ctx.scale, 0)
+    p = probe(ctx.scale)
+    tokens = p.repeated[:1]  # (1, pos)
+    _, cache_ = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("hook_pattern"))
     labels = models.token_strings(MODEL, tokens[0].tolist(), scale=ctx.scale)
-    rows, options = [], []
+    table = probes.head_scores(model, p)
+    rows, options, names = [], [], []
     for layer in range(model.cfg.n_layers):
-        pattern = cache[induction.PATTERN.format(layer=layer)][0].cpu()  # (head, q, k)
+        pattern = cache_[f"blocks.{layer}.attn.hook_pattern"][0]  # (head, q, k)
         for head in range(model.cfg.n_heads):
-            options.append(head_label(layer, head))
-            rows += [
-                {"head": head_label(layer, head), "q": q, "k": k, "query": f"{q}: {labels[q]}", "key": f"{k}: {labels[k]}", "attention": round(pattern[head, q, k].item(), 3)}
-                for q in range(len(labels)) for k in range(q + 1) if pattern[head, q, k] >= 0.01
-            ]
-    scores = induction.head_scores(model, probe(ctx.scale).to(ctx.device))
-    best = int(scores["induction"][1].argmax())
-    positions = list(range(len(labels)))  # every position on the axes, including ones with no attention drawn
-    choice = alt.param(name="head", value=head_label(1, best), bind=alt.binding_select(options=options, name="head "))
-    return (
-        alt.Chart(pd.DataFrame(rows))
+            label = head_label(layer, head)
+            score = table[(table.layer == layer) & (table["head"] == head)].iloc[0]
+            options.append(label)
+            names.append(f"{label}: previous-token {score.previous_token:.2f}, induction {score.induction:.2f}")
+            rows += [{"head": label, "q": q, "w": [round(100 * a) for a in pattern[head, q, : q + 1].tolist()]} for q in range(len(labels))]
+    n = len(labels)
+    targets = [{"kind": "previous-token", "q": q, "k": q - 1} for q in range(1, n)]
+    targets += [{"kind": "induction", "q": q, "k": q - p.half + 1} for q in range(p.second_copy.start, n)]
+    best = int(probes.score_grid(table, "induction")[1].argmax())
+    first_hover = p.second_copy.start + 2  # a query of the second copy, so the induction stripe shows at once
+    ctx.claim("tokens", n)
+
+    panel = charts.Panel()
+    choice = panel.select("head", options, label="Head", labels=names, value=head_label(1, best))
+    outline = panel.select("outline", ["induction", "previous-token", "none"], label="Outline the targets of", radio=True)
+    ctx.asset("pattern.json", {"attn": rows, "tokens": [{"p": i, "t": t} for i, t in enumerate(labels)], "targets": targets})
+    panel.source("pattern.json", datasets=["attn", "tokens", "targets"])
+    hovered = alt.param(name="hq", value=first_hover)  # the query under the pointer in the text view
+    positions = list(range(n))
+    x = alt.X("k:O", title="key position (attended to)", scale=alt.Scale(domain=positions), axis=alt.Axis(labelAngle=0, values=positions[::4]))
+    y = alt.Y("q:O", title="query position", scale=alt.Scale(domain=positions), axis=alt.Axis(values=positions[::4]))
+    token_data = alt.NamedData("tokens")
+    cells = (
+        alt.Chart(alt.NamedData("attn"))
         .transform_filter(alt.datum.head == choice)
+        .transform_flatten(["w"], as_=["pct"])
+        .transform_window(rank="row_number()", groupby=["head", "q"])
+        .transform_calculate(k="datum.rank - 1", a="datum.pct / 100")
+        .transform_lookup(lookup="q", from_=alt.LookupData(token_data, key="p", fields=["t"]), as_=["tq"])
+        .transform_lookup(lookup="k", from_=alt.LookupData(token_data, key="p", fields=["t"]), as_=["tk"])
         .mark_rect()
-        .encode(
-            x=alt.X("k:O", title="key position (attended to)", scale=alt.Scale(domain=positions), axis=alt.Axis(labelAngle=0, values=positions[::5])),
-            y=alt.Y("q:O", title="query position", scale=alt.Scale(domain=positions), axis=alt.Axis(values=positions[::5])),
-            color=alt.Color("attention:Q", scale=alt.Scale(domain=[0, 1], scheme="blues")),
-            tooltip=["query:N", "key:N", alt.Tooltip("attention:Q", format=".2f")],
-        )
-        .add_params(choice)
-        .properties(width="container", height=380)
+        .encode(x=x, y=y, color=alt.Color("a:Q", scale=charts.sequential((0, 1)), title="attention"),
+                tooltip=[alt.Tooltip("q:O", title="query position"), alt.Tooltip("tq:N", title="query token"),
+                         alt.Tooltip("k:O", title="key position"), alt.Tooltip("tk:N", title="key token"),
+                         alt.Tooltip("a:Q", title="attention", format=".2f")])
     )
+    marks = alt.Chart(alt.NamedData("targets")).transform_filter(alt.datum.kind == outline).mark_rect(
+        fill=None, stroke=charts.ACCENT, strokeWidth=1.2).encode(x=x, y=y)
+    row = alt.Chart(token_data).transform_filter("datum.p == hq").transform_calculate(q="datum.p").mark_rect(
+        fill=None, stroke=charts.INK, strokeWidth=2, strokeDash=[3, 2]).encode(y=y)
+    chart = alt.layer(cells, marks, row).add_params(hovered).properties(width="container", height=380)
+    text = charts.text_view(
+        "tokens", field="t", position="p", hover="hq", default=first_hover,
+        label="The probe row as the model reads it (its tokens are the symbols t0, t1, ...). Hover a token, or focus it and use the arrow keys:",
+        color={"data": "attn", "match": {"head": "head", "q": "@hover"}, "values": "w", "scale": 0.01, "label": "attention",
+               "masked": "after the query (masked)",
+               "legend": "Colour: the attention the chosen head pays each token from {@text} (position {@pos}); its row is dashed in the chart."},
+    )
+    return panel.finish(chart, text=text)
+
+
+@figure(
+    "induction-repeat-length",
+    title="The induction score depends on the repeat length",
+    caption=(
+        "Induction score of each layer-1 head on rows of random tokens repeated once, as the number of tokens per "
+        "copy grows. Ours averages over the queries of the second copy; TransformerLens's detect_head score "
+        "(\"mul\") divides by every query row, so it is about half of ours. Dotted: the score of uniform attention. "
+        "Shaded: the periods the model was trained on; the vertical rule marks the canonical probe every page uses."
+    ),
+    model=MODEL_NOTE,
+)
+def induction_repeat_length(ctx: FigureContext) -> alt.Chart:
+    p = probe(ctx.scale)
+    cfg = zoo.config(MODEL, ctx.scale)
+    n_ctx = cfg["arch"]["n_ctx"]
+    lengths = sorted({*range(2, n_ctx // 2 + 1, 2), p.half})
+    rows = []
+    for seed in SEEDS:
+        model = load(ctx.scale, seed)
+        for half in lengths:
+            tokens, _ = probes.repeated_rows(model, probes.ROWS[ctx.scale], half)
+            ours = probes.score_grid(heads.head_scores(model, tokens, ["induction"]), "induction")
+            theirs = probes.library_induction_scores(model, tokens)
+            chance_ours = probes.uniform_induction_score(probes.ProbeSet(MODEL, tokens, 0, half, p.text))
+            chance_theirs = chance_ours * half / tokens.shape[1]  # TL divides the same attention mass by every row
+            for head in range(model.cfg.n_heads):
+                rows.append({"seed": seed, "half": half, "head": head_label(1, head), "measure": "ours", "score": round(ours[1, head].item(), 4)})
+                rows.append({"seed": seed, "half": half, "head": head_label(1, head), "measure": "TransformerLens", "score": round(theirs[1, head].item(), 4)})
+            rows.append({"seed": seed, "half": half, "head": "uniform attention", "measure": "ours", "score": round(chance_ours, 4)})
+            rows.append({"seed": seed, "half": half, "head": "uniform attention", "measure": "TransformerLens", "score": round(chance_theirs, 4)})
+    frame = pd.DataFrame(rows)
+    heads_frame = frame[frame["head"] != "uniform attention"]
+    tops = []
+    for seed in SEEDS:
+        at = heads_frame[(heads_frame.seed == seed) & (heads_frame.measure == "ours")]
+        top = at[at.half == p.half].sort_values("score").iloc[-1]["head"]  # the induction head on the canonical probe
+        curve = at[at["head"] == top].set_index("half").score
+        tops.append({"canonical": curve[p.half], "min": curve[curve.index >= 4].min(), "max": curve.max(), "longest": curve[lengths[-1]],
+                     "library": heads_frame[(heads_frame.seed == seed) & (heads_frame.measure == "TransformerLens") & (heads_frame["head"] == top)
+                                            & (heads_frame.half == p.half)].score.iloc[0]})
+    ctx.claim("canonical_half", p.half)
+    ctx.claim("n_ctx", n_ctx)
+    ctx.claim("longest_half", lengths[-1])
+    ctx.claim("min_period", cfg["data"]["min_period"])
+    ctx.claim("max_period", cfg["data"]["max_period"])
+    for key in ("canonical", "min", "max", "longest", "library"):
+        claim_spread(ctx, f"top_head_{key}", [t[key] for t in tops])
+
+    panel = charts.Panel()
+    seed = seed_panel(panel)
+    measure = panel.select("measure", ["ours", "TransformerLens"], label="Score", radio=True,
+                           labels=["ours (second-copy queries)", "TransformerLens detect_head (all queries)"])
+    names = [head_label(1, h) for h in range(zoo.config(MODEL, ctx.scale)["arch"]["n_heads"])] + ["uniform attention"]
+    base = alt.Chart(frame).transform_filter((alt.datum.seed == seed) & (alt.datum.measure == measure))
+    period = alt.Chart(pd.DataFrame([{"lo": cfg["data"]["min_period"], "hi": cfg["data"]["max_period"]}])).mark_rect(
+        color=charts.FAINT, opacity=0.25).encode(x="lo:Q", x2="hi:Q", tooltip=[alt.Tooltip("lo:Q", title="training periods from"),
+                                                                              alt.Tooltip("hi:Q", title="to")])
+    canonical = alt.Chart(pd.DataFrame([{"x": p.half}])).mark_rule(color=charts.ACCENT, strokeDash=[5, 3], strokeWidth=1.5).encode(
+        x="x:Q", tooltip=[alt.Tooltip("x:Q", title="canonical probe: tokens per copy")])
+    drawn = base.mark_line(point=True, strokeWidth=2).encode(
+        x=alt.X("half:Q", title="tokens per copy (repeat length)", scale=alt.Scale(domain=[0, lengths[-1] + 1])),
+        y=alt.Y("score:Q", title="induction score", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("head:N", scale=charts.series_scale(names, [*charts.SERIES[: len(names) - 1], charts.MUTED]), title="layer-1 head",
+                        legend=alt.Legend(orient="right")),
+        strokeDash=alt.condition(alt.datum.head == "uniform attention", alt.value([2, 3]), alt.value([1, 0])),
+        tooltip=["head:N", alt.Tooltip("half:Q", title="tokens per copy"), alt.Tooltip("score:Q", format=".3f")],
+    )
+    hover = charts.hover_rule(base, x="half", series="head", y="score", names=names, fmt=".2f", x_title="tokens per copy", x_format="d", name="hover_length")
+    return panel.finish(alt.layer(period, canonical, drawn, hover).properties(width=560, height=260))
+
+
+# --- K-composition ----------------------------------------------------------------------------------
 
 
 @figure(
     "induction-composition",
     title="K-composition: layer-1 keys read layer-0 outputs",
     caption=(
-        "K-composition score of every (layer-0 head, layer-1 head) pair over training: the Frobenius norm of "
-        "W_OV(layer 0) W_QK(layer 1)ᵀ divided by the product of the two norms, i.e. how much of what the "
-        "layer-0 head writes is read by the layer-1 head's keys. The dashed line is the score of random "
-        "matrices of the same shapes. Drag the slider to move through training."
+        "K-composition of every (layer-0 head, layer-1 head) pair: ‖W_OV W_QKᵀ‖ / (‖W_OV‖ ‖W_QK‖), how much of what the "
+        "layer-0 head writes lands where the layer-1 head's keys read. Its null: the same two matrices with the "
+        "residual basis between them randomly rotated (200 rotations), which keeps their norms and spectra and "
+        "randomises only their alignment. Left: every pair at the chosen step (the number under the score is its "
+        "percentile in its null). Right: over training, the pair of the two circuit heads against its null band, "
+        "and the same layer-0 head into the other layer-1 heads. Shaded: the phase change of the induction score."
     ),
     model=MODEL_NOTE,
 )
 def induction_composition(ctx: FigureContext) -> alt.Chart:
-    frames = film(ctx.scale)
-    arch = zoo.config(MODEL, ctx.scale)["arch"]
-    last = frames[-1]
-    ind = int(last["scores"]["induction"][1].argmax())
-    prev = int(last["scores"]["previous_token"][0].argmax())
-    comp = last["composition"]  # (head_l0, head_l1)
-    others = torch.cat([comp[:, :ind], comp[:, ind + 1 :]], dim=1)
-    baseline = induction.random_composition_baseline(arch["d_model"], arch["d_head"])
-    ctx.claim("pair", f"{head_label(0, prev)} → {head_label(1, ind)}")
-    ctx.claim("pair_score", comp[prev, ind].item())
-    ctx.claim("pair_score_start", frames[0]["composition"][prev, ind].item())
-    ctx.claim("max_other_l1_score", others.max().item())
-    ctx.claim("random_baseline", baseline)
+    runs = {seed: film(ctx.scale, seed) for seed in SEEDS}
+    steps = [f["step"] for f in runs[0]]
+    heat_rows, line_rows, bands, stats = [], [], [], []
+    series = ["previous-token head → induction head", "previous-token head → other layer-1 heads (mean)",
+              "other layer-0 heads → induction head (mean)", "null of the circuit pair, median", "null of the circuit pair, 95th percentile"]
+    for seed, frames in runs.items():
+        prev, ind = circuit(frames[-1])  # the circuit of the trained model, followed back through training
+        start, end = window_of(frames)
+        bands.append({"seed": seed, "start": start, "end": end})
+        for f in frames:
+            comp, null = f["composition"], f["null"]
+            below = (null < comp[..., None]).float().mean(-1)  # (head_l0, head_l1): percentile of the score in its null
+            q = torch.quantile(null, torch.tensor([0.05, 0.5, 0.95]), dim=-1)  # (3, head_l0, head_l1)
+            for a in range(comp.shape[0]):
+                for b in range(comp.shape[1]):
+                    heat_rows.append({"seed": seed, "step": f["step"], "from": head_label(0, a), "into": head_label(1, b),
+                                      "score": round(comp[a, b].item(), 3), "null_median": round(q[1, a, b].item(), 3),
+                                      "null_p95": round(q[2, a, b].item(), 3), "percentile": round(100 * below[a, b].item()),
+                                      "circuit": (a, b) == (prev, ind)})
+            others = [b for b in range(comp.shape[1]) if b != ind]
+            sources = [a for a in range(comp.shape[0]) if a != prev]
+            values = (comp[prev, ind], comp[prev, others].mean(), comp[sources, ind].mean(), q[1, prev, ind], q[2, prev, ind])
+            line_rows += [{"seed": seed, "step": f["step"], "series": s, "value": round(v.item(), 4)} for s, v in zip(series, values)]
+        first, last = frames[0], frames[-1]
+        n_heads = last["composition"].shape[0]
+        pair = [f["composition"][prev, ind].item() for f in frames]
+        rise_mid = next(f["step"] for f, v in zip(frames, pair) if v >= pair[0] + 0.5 * (pair[-1] - pair[0]))
+        null_last = last["null"]
+        stats.append({
+            "pair": last["composition"][prev, ind].item(), "pair_start": first["composition"][prev, ind].item(),
+            "null_median": null_last[prev, ind].median().item(), "null_p95": torch.quantile(null_last[prev, ind], 0.95).item(),
+            "percentile": (null_last[prev, ind] < last["composition"][prev, ind]).float().mean().item(),
+            "row_others": last["composition"][prev, [b for b in range(n_heads) if b != ind]].mean().item(),
+            "row_rank": int((last["composition"][prev] > last["composition"][prev, ind]).sum()) + 1,
+            "column_others": last["composition"][[a for a in range(n_heads) if a != prev], ind].mean().item(),
+            "pairs_above_p95": int((last["composition"] > torch.quantile(null_last, 0.95, dim=-1)).sum()),
+            "rise_mid": rise_mid, "window_start": start, "window_end": end, "rise_before_window": rise_mid < start,
+        })
+    zoo_prev, zoo_ind = circuit(runs[0][-1])
+    ctx.claim("pair", f"{head_label(0, zoo_prev)} → {head_label(1, zoo_ind)}")
+    ctx.claim("null_samples", NULL_SAMPLES)
+    ctx.claim("pairs", len(runs[0][-1]["composition"].flatten()))
+    for key in ("pair", "pair_start", "null_median", "null_p95", "percentile", "row_others", "column_others", "pairs_above_p95", "rise_mid", "row_rank"):
+        claim_spread(ctx, key, [s[key] for s in stats])
+    ctx.claim("rise_before_window_seeds", sum(s["rise_before_window"] for s in stats))
+    ctx.claim("row_rank_not_first_seeds", sum(s["row_rank"] > 1 for s in stats))
+    ctx.claim("seeds", len(SEEDS))
 
-    rows = pd.DataFrame([
-        {"step": f["step"], "pair": f"{head_label(0, a)} → {head_label(1, b)}", "from": head_label(0, a), "into": head_label(1, b),
-         "score": round(f["composition"][a, b].item(), 4), "circuit": "yes" if (a, b) == (prev, ind) else "no"}
-        for f in frames for a in range(comp.shape[0]) for b in range(comp.shape[1])
-    ])
-    steps = [f["step"] for f in frames]
-    step = alt.param(name="step", value=steps[-1], bind=alt.binding_range(min=0, max=steps[-1], step=steps[1] - steps[0], name="training step "))
-    heat = (
-        alt.Chart(rows)
-        .transform_filter(alt.datum.step == step)
-        .mark_rect()
-        .encode(
-            x=alt.X("into:N", title="layer-1 head (keys)"),
-            y=alt.Y("from:N", title="layer-0 head (output)"),
-            color=alt.Color("score:Q", scale=alt.Scale(domain=[0, max(0.3, float(comp.max()))], scheme="oranges"), title="K-composition"),
-            tooltip=["pair:N", alt.Tooltip("score:Q", format=".3f")],
-        )
-        .properties(width=220, height=220)
+    heat = pd.DataFrame(heat_rows)
+    panel = charts.Panel()
+    seed = seed_panel(panel)
+    step = panel.steps("step", steps)
+    base = alt.Chart(heat).transform_filter((alt.datum.seed == seed) & (alt.datum.step == step)).encode(
+        x=alt.X("into:N", title="layer-1 head (keys)", axis=alt.Axis(labelAngle=0)), y=alt.Y("from:N", title="layer-0 head (output)"))
+    limit = max(0.3, float(heat.score.max()))
+    tips = [alt.Tooltip("from:N", title="layer-0 head"), alt.Tooltip("into:N", title="layer-1 head"), alt.Tooltip("score:Q", format=".3f"),
+            alt.Tooltip("null_median:Q", title="null median", format=".3f"), alt.Tooltip("null_p95:Q", title="null 95th percentile", format=".3f"),
+            alt.Tooltip("percentile:Q", title="percentile in its null")]
+    rect = base.mark_rect().encode(
+        color=alt.Color("score:Q", scale=charts.sequential((0, limit)), title="K-composition", legend=alt.Legend(gradientLength=120)),
+        stroke=alt.condition(alt.datum.circuit, alt.value(charts.ACCENT), alt.value(charts.RULE)),
+        strokeWidth=alt.condition(alt.datum.circuit, alt.value(2.5), alt.value(0.5)), tooltip=tips)
+    light = alt.condition(alt.datum.score > 0.55 * limit, alt.value(charts.PAPER), alt.value(charts.INK))
+    score = base.mark_text(fontSize=charts.LABEL_SIZE, dy=-7).encode(text=alt.Text("score:Q", format=".2f"), color=light)
+    pct = base.mark_text(fontSize=charts.SMALL_SIZE, dy=8).transform_calculate(p="'p' + datum.percentile").encode(text="p:N", color=light)
+    heatmap = alt.layer(rect, score, pct).properties(width=200, height=200, title="at the chosen step")
+
+    lines_base = alt.Chart(pd.DataFrame(line_rows)).transform_filter(alt.datum.seed == seed)
+    colors = [charts.ACCENT, charts.SERIES[0], charts.SERIES[2], charts.MUTED, charts.MUTED]
+    drawn = lines_base.mark_line(strokeWidth=2).encode(
+        x=alt.X("step:Q", title="training step", axis=alt.Axis(format=",d")),
+        y=alt.Y("value:Q", title="K-composition"),
+        color=alt.Color("series:N", scale=charts.series_scale(series, colors), title=None,
+                        legend=alt.Legend(orient="bottom", direction="vertical", columns=1, labelLimit=320)),
+        strokeDash=alt.condition("indexof(datum.series, 'null') == 0", alt.value([4, 3]), alt.value([1, 0])),
     )
-    heat = heat + heat.mark_text(fontSize=11).encode(text=alt.Text("score:Q", format=".2f"), color=alt.value("black"))
-    lines = (
-        alt.Chart(rows)
-        .mark_line()
-        .encode(
-            x=alt.X("step:Q", title="training step"),
-            y=alt.Y("score:Q", title="K-composition"),
-            detail="pair:N",
-            color=alt.Color("circuit:N", title="previous-token → induction pair", scale=alt.Scale(domain=["yes", "no"], range=["#d62728", "#bbbbbb"])),
-            tooltip=["pair:N", "step:Q", alt.Tooltip("score:Q", format=".3f")],
-        )
-    )
-    base = alt.Chart(pd.DataFrame([{"y": baseline}])).mark_rule(strokeDash=[4, 4], color="black").encode(y="y:Q")
-    rule = alt.Chart(pd.DataFrame([{"x": 0}])).mark_rule(color="gray").encode(x=alt.X("s:Q")).transform_calculate(s="step")
-    return alt.hconcat(heat, alt.layer(lines, base, rule).properties(width=300, height=220)).add_params(step)
+    band = alt.Chart(pd.DataFrame(bands)).transform_filter(alt.datum.seed == seed).mark_rect(color=charts.ACCENT_2, opacity=0.15).encode(
+        x="start:Q", x2="end:Q", tooltip=[alt.Tooltip("start:Q", title="phase change from step", format=","), alt.Tooltip("end:Q", title="to step", format=",")])
+    hover = charts.hover_rule(lines_base, x="step", series="series", y="value", names=series, fmt=".3f", x_title="step", name="hover_steps")
+    over_time = alt.layer(band, drawn, hover, charts.now_rule(step)).properties(width=340, height=200, title="over training")
+    return panel.finish(alt.hconcat(heatmap, over_time).resolve_scale(color="independent"))
+
+
+# --- Ablation ---------------------------------------------------------------------------------------
+
+
+def ablation_study(scale: str, seed: int) -> dict:
+    """Mean-ablate each head (and the induction heads together) on the probe, each beside its null."""
+    model = load(scale, seed)
+    p = probe(scale)
+    tokens = p.repeated
+    table = probes.head_scores(model, p)
+    ind_scores, prev_scores = probes.score_grid(table, "induction"), probes.score_grid(table, "previous_token")
+    best = int(ind_scores[1].argmax())
+    team = [(1, h) for h in range(model.cfg.n_heads) if ind_scores[1, h] >= 0.5 * ind_scores[1, best]]
+    replacements = patching.replacement_z(model, tokens, "mean", tokens)
+    generator = torch.Generator().manual_seed(seed)
+    ablations = {head_label(l, h): [(l, h)] for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)}
+    ablations["all induction heads"] = team
+    clean = induction.per_position_loss(model, tokens)
+    out = {"clean": clean, "curves": {}, "null_curves": {}, "null": {}, "team": team, "best": best,
+           "prev": int(prev_scores[0].argmax()), "uniform": math.log(model.cfg.d_vocab), "n_heads": model.cfg.n_heads}
+    start = p.second_copy.start
+    for name, heads_ in ablations.items():
+        out["curves"][name] = induction.per_position_loss(model, tokens, patching.ablation_hooks(heads_, replacements))
+        change = patching.output_change(model, tokens, heads_, replacements)
+        draws = patching.null_token_losses(model, tokens, change, NULL_DRAWS, generator).mean(1)  # (draws, pos-1)
+        out["null_curves"][name] = draws.median(0).values
+        out["null"][name] = torch.tensor([induction.repeated_half_loss(d, start) for d in draws])  # (draws,)
+    out["repeated"] = {name: induction.repeated_half_loss(c, start) for name, c in out["curves"].items()}
+    out["repeated_clean"] = induction.repeated_half_loss(clean, start)
+    return out
 
 
 @figure(
     "induction-ablation",
-    title="Ablating the induction head",
+    title="Ablating the circuit, against ablations of the same size in random directions",
     caption=(
-        "Loss of the trained model at each position of repeated random tokens, with one head's output "
-        "replaced by its mean over the probe (mean ablation). Positions after the dashed line are the "
-        "second copy, which an induction head can predict. Pick the head to ablate."
+        "Loss of the trained model at each position of the canonical probe (repeated random tokens), with one head's "
+        "output replaced by its mean over the probe (mean ablation). The null of each ablation pushes the residual "
+        "stream, at every position, by the same distance as the ablation does, in a random direction (20 draws). "
+        "Positions right of the dashed line are in the second copy, which an induction head can predict. Right: the "
+        "rise of the repeated-half loss for each ablation, with the 95th percentile of its null. Pick the run and the ablation."
     ),
     model=MODEL_NOTE,
 )
 def induction_ablation(ctx: FigureContext) -> alt.Chart:
-    model = models.load(MODEL, scale=ctx.scale, device=ctx.device)
-    tokens = probe(ctx.scale).to(ctx.device)
-    half = tokens.shape[1] // 2
-    scores = induction.head_scores(model, tokens)
-    best = int(scores["induction"][1].argmax())
-    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("hook_z"))
-    curves = {"none": induction.per_position_loss(model, tokens)}
-    repeated = {}
-    for layer in range(model.cfg.n_layers):
-        z = cache[induction.Z.format(layer=layer)]  # (batch, pos, head, d_head)
-        for head in range(model.cfg.n_heads):
-            hook = induction.ablate_head_hook(layer, head, mean_over=z[:, :, head].mean((0, 1)))
-            curves[head_label(layer, head)] = induction.per_position_loss(model, tokens, hooks=[hook])
-    prev = int(scores["previous_token"][0].argmax())
-    team = [h for h in range(model.cfg.n_heads) if scores["induction"][1, h] >= 0.5 * scores["induction"][1, best]]
-    team_hooks = [induction.ablate_head_hook(1, h, mean_over=cache[induction.Z.format(layer=1)][:, :, h].mean((0, 1))) for h in team]
-    curves["all induction heads"] = induction.per_position_loss(model, tokens, hooks=team_hooks)
-    for name, loss in curves.items():
-        repeated[name] = induction.repeated_half_loss(loss, half)
-    circuit = {head_label(1, h) for h in team} | {head_label(0, prev)}
-    outside = [h for h in curves if h not in circuit and h not in ("none", "all induction heads")]
-    control = outside[int(torch.randint(len(outside), (1,)))] if outside else "none"  # a random head outside the circuit (seeded)
-    ctx.claim("clean_loss", repeated["none"])
-    ctx.claim("ablated_head", head_label(1, best))
-    ctx.claim("ablated_loss", repeated[head_label(1, best)])
-    ctx.claim("loss_increase", repeated[head_label(1, best)] - repeated["none"])
-    ctx.claim("loss_ratio", repeated[head_label(1, best)] / repeated["none"])
-    ctx.claim("second_best_induction_score", scores["induction"][1].sort(descending=True).values[1].item())
-    ctx.claim("induction_heads", ", ".join(head_label(1, h) for h in team))
-    ctx.claim("all_induction_ablated_loss", repeated["all induction heads"])
-    ctx.claim("all_induction_increase", repeated["all induction heads"] - repeated["none"])
-    ctx.claim("previous_token_head", head_label(0, prev))
-    ctx.claim("previous_token_increase", repeated[head_label(0, prev)] - repeated["none"])
-    ctx.claim("control_head", control)
-    ctx.claim("control_increase", repeated[control] - repeated["none"])
-    ctx.claim("mean_outside_increase", sum(repeated[h] for h in outside) / max(1, len(outside)) - repeated["none"])
-    ctx.claim("uniform_loss", math.log(model.cfg.d_vocab))
+    p = probe(ctx.scale)
+    studies = {seed: ablation_study(ctx.scale, seed) for seed in SEEDS}
+    roles = []
+    for seed, s in studies.items():
+        clean = s["repeated_clean"]
+        rise = {name: value - clean for name, value in s["repeated"].items()}
+        p95 = {name: torch.quantile(null, 0.95).item() - clean for name, null in s["null"].items()}
+        layer0 = [head_label(0, h) for h in range(s["n_heads"])]
+        others0 = [h for h in layer0 if h != head_label(0, s["prev"])]
+        singles = [name for name in rise if name != "all induction heads"]
+        layer1 = [head_label(1, h) for h in range(s["n_heads"])]
+        roles.append({
+            "clean": clean, "induction": rise[head_label(1, s["best"])], "induction_null": p95[head_label(1, s["best"])],
+            "previous": rise[head_label(0, s["prev"])], "previous_null": p95[head_label(0, s["prev"])],
+            "team": rise["all induction heads"], "team_null": p95["all induction heads"], "team_loss": s["repeated"]["all induction heads"],
+            "team_size": len(s["team"]), "other_layer0_mean": sum(rise[h] for h in others0) / len(others0),
+            "other_layer0_max": max(rise[h] for h in others0), "other_layer0_null_max": max(p95[h] for h in others0),
+            "other_layer0_above_null": sum(rise[h] > p95[h] for h in others0), "other_layer0": len(others0),
+            "layer1_above_null": sum(rise[h] > p95[h] for h in layer1), "layer1": len(layer1),
+            "previous_is_costliest": max(singles, key=lambda h: rise[h]) == head_label(0, s["prev"]),
+            "above_null": sum(rise[h] > p95[h] for h in rise), "ablations": len(rise),
+        })
+    zoo_study = studies[0]
+    ctx.claim("ablated_head", head_label(1, zoo_study["best"]))
+    ctx.claim("previous_token_head", head_label(0, zoo_study["prev"]))
+    ctx.claim("induction_heads", ", ".join(head_label(l, h) for l, h in zoo_study["team"]))
+    ctx.claim("uniform_loss", zoo_study["uniform"])
+    ctx.claim("null_draws", NULL_DRAWS)
+    ctx.claim("seeds", len(SEEDS))
+    for key in roles[0]:
+        if key == "previous_is_costliest":
+            ctx.claim("previous_is_costliest_seeds", sum(r[key] for r in roles))
+        else:
+            claim_spread(ctx, key, [r[key] for r in roles])
 
-    rows = pd.DataFrame([
-        {"ablated": name, "position": pos + 1, "loss": round(value.item(), 3), "curve": "ablated" if name != "none" else "no ablation"}
-        for name, loss in curves.items() for pos, value in enumerate(loss)
-    ])
-    clean = rows[rows.ablated == "none"].drop(columns="ablated")
-    options = [h for h in curves if h != "none"]  # every single head, then the induction heads together
-    choice = alt.param(name="ablate", value=head_label(1, best), bind=alt.binding_select(options=options, name="ablate head "))
-    x = alt.X("position:Q", title="position of the predicted token")
-    y = alt.Y("loss:Q", title="loss (nats)")
-    lines = alt.Chart(rows[rows.ablated != "none"]).transform_filter(alt.datum.ablated == choice).mark_line(color="#d62728").encode(
-        x=x, y=y, tooltip=["position:Q", alt.Tooltip("loss:Q", format=".2f")])
-    base = alt.Chart(clean).mark_line(color="#1f77b4").encode(x=x, y=y, tooltip=["position:Q", alt.Tooltip("loss:Q", format=".2f")])
-    divider = alt.Chart(pd.DataFrame([{"x": half + 0.5}])).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
-    bars = (
-        alt.Chart(pd.DataFrame([{"head": h, "increase": round(repeated[h] - repeated["none"], 3)} for h in options]))
-        .mark_bar()
-        .encode(
-            x=alt.X("head:N", title="ablated head"),
-            y=alt.Y("increase:Q", title="rise in repeated-half loss (nats)"),
-            color=alt.condition(alt.datum.head == choice, alt.value("#d62728"), alt.value("#9ecae1")),
-            tooltip=["head:N", alt.Tooltip("increase:Q", format=".3f")],
-        )
-        .properties(width=220, height=220)
+    curve_rows, bar_rows = [], []
+    series = ["no ablation", "ablated", "null, a random push of the same size (median)"]
+    for seed, s in studies.items():
+        clean = s["repeated_clean"]
+        for name in s["curves"]:
+            for label, loss in ((series[1], s["curves"][name]), (series[2], s["null_curves"][name]), (series[0], s["clean"])):
+                curve_rows += [{"seed": seed, "ablate": name, "series": label, "position": pos + 1, "loss": round(v.item(), 3)} for pos, v in enumerate(loss)]
+            bar_rows.append({"seed": seed, "ablate": name, "rise": round(s["repeated"][name] - clean, 3),
+                             "null_p95": round(torch.quantile(s["null"][name], 0.95).item() - clean, 3),
+                             "null_median": round(s["null"][name].median().item() - clean, 3)})
+    options = list(studies[0]["curves"])
+    panel = charts.Panel()
+    seed = seed_panel(panel)
+    choice = panel.select("ablate", options, label="Ablate", value=head_label(1, studies[0]["best"]))
+    base = alt.Chart(pd.DataFrame(curve_rows)).transform_filter((alt.datum.seed == seed) & (alt.datum.ablate == choice))
+    drawn = base.mark_line(strokeWidth=2).encode(
+        x=alt.X("position:Q", title="position of the predicted token"),
+        y=alt.Y("loss:Q", title="loss (nats)"),
+        color=alt.Color("series:N", scale=charts.series_scale(series, [charts.SERIES[0], charts.ACCENT, charts.MUTED]), title=None,
+                        legend=alt.Legend(orient="bottom", direction="vertical", columns=1, labelLimit=320)),
+        strokeDash=alt.condition(alt.datum.series == series[2], alt.value([4, 3]), alt.value([1, 0])),
     )
-    return alt.hconcat(alt.layer(base, lines, divider).properties(width=360, height=220), bars).add_params(choice)
+    divider = alt.Chart(pd.DataFrame([{"x": p.second_copy.start + 0.5, "what": "second copy starts"}])).mark_rule(
+        strokeDash=[4, 4], color=charts.MUTED).encode(x="x:Q", tooltip=[alt.Tooltip("what:N", title="")])
+    hover = charts.hover_rule(base, x="position", series="series", y="loss", names=series, fmt=".2f", x_title="position", x_format="d", name="hover_position")
+    curves = alt.layer(drawn, divider, hover).properties(width=380, height=230)
+
+    bars_base = alt.Chart(pd.DataFrame(bar_rows)).transform_filter(alt.datum.seed == seed)
+    x = alt.X("ablate:N", title="ablated", sort=options, axis=alt.Axis(labelAngle=-40, labelLimit=120))
+    tips = [alt.Tooltip("ablate:N", title="ablated"), alt.Tooltip("rise:Q", title="rise (nats)", format=".3f"),
+            alt.Tooltip("null_median:Q", title="null median", format=".3f"), alt.Tooltip("null_p95:Q", title="null 95th percentile", format=".3f")]
+    bars = bars_base.mark_bar().encode(
+        x=x, y=alt.Y("rise:Q", title="rise in repeated-half loss (nats)"),
+        color=alt.condition(alt.datum.ablate == choice, alt.value(charts.ACCENT), alt.value(charts.SERIES[0])), tooltip=tips)
+    ticks = bars_base.mark_tick(color=charts.INK, thickness=2, size=18).encode(x=x, y="null_p95:Q", tooltip=tips)
+    bar_chart = alt.layer(bars, ticks).properties(width=300, height=230, title="ablation (bar) and null 95th pct (tick)")
+    return panel.finish(alt.hconcat(curves, bar_chart).resolve_scale(color="independent"))
 
 
 # --- The minimal architecture sweep -------------------------------------------------------------
 
 SWEEP = {
-    "full": dict(layers=(1, 2, 3), heads=(1, 2, 4), widths=(16, 64), default_heads=2, default_width=32, seeds=(0, 1, 2),
-                 n_ctx=32, vocab=64, batch=32, steps=600, lr=5e-3, warmup=20, min_period=4, max_period=12),
-    "smoke": dict(layers=(1, 2), heads=(4,), widths=(), default_heads=4, default_width=32, seeds=(0, 1, 2),
-                  n_ctx=32, vocab=64, batch=32, steps=500, lr=5e-3, warmup=20, min_period=4, max_period=12),
+    "full": dict(layers=(1, 2, 3), heads=(1, 4), widths=(16, 32, 64), seeds=(0, 1, 2),
+                 n_ctx=32, vocab=64, batch=32, steps=500, lr=5e-3, warmup=20, min_period=4, max_period=12),
+    "smoke": dict(layers=(1, 2, 3), heads=(4,), widths=(32,), seeds=(0, 1, 2),
+                  n_ctx=32, vocab=64, batch=32, steps=400, lr=5e-3, warmup=20, min_period=4, max_period=12),
 }
-INDUCTION_THRESHOLD = 0.5  # a configuration "shows induction" when its median seed has a head above layer 0 scoring above this
+INDUCTION_THRESHOLD = 0.5  # a run "shows induction" when a head above layer 0 (or of the only layer) scores above this
+Z95 = 1.959964
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for k successes out of n (95% by default)."""
+    if n == 0:
+        return 0.0, 1.0
+    phat = k / n
+    centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def sweep_points(scale: str) -> list[tuple[int, int, int]]:
-    """(layers, heads, width): the layers x heads grid at the default width, plus other widths for 2 layers."""
+    """(layers, heads, width): the full grid, so every depth sees the same heads and widths."""
     s = SWEEP[scale]
-    grid = [(layers, heads, s["default_width"]) for layers in s["layers"] for heads in s["heads"]]
-    return grid + [(2, s["default_heads"], width) for width in s["widths"]]
+    return [(layers, heads_, width) for layers in s["layers"] for heads_ in s["heads"] for width in s["widths"]]
 
 
-def sweep_run(scale: str, layers: int, heads: int, width: int, seed: int) -> dict[str, float]:
-    """Train one small attention-only model on the repeated-tokens task; score it on the probe."""
+def sweep_arch(scale: str, layers: int, heads_: int, width: int) -> dict:
+    s = SWEEP[scale]
+    return dict(n_layers=layers, d_model=width, n_heads=heads_, d_head=width // heads_, n_ctx=s["n_ctx"], d_vocab=s["vocab"],
+                attn_only=True, act_fn="gelu", normalization_type="LN", positional_embedding_type="standard", init_mode="gpt2")
+
+
+def sweep_weights(scale: str, layers: int, heads_: int, width: int, seed: int) -> dict:
+    """Train one small attention-only model on the periodic task (cached: weights and wall time)."""
     s = SWEEP[scale]
     config = {k: s[k] for k in ("n_ctx", "vocab", "batch", "steps", "lr", "warmup", "min_period", "max_period")}
-    config.update(layers=layers, heads=heads, width=width, seed=seed)
+    config.update(layers=layers, heads=heads_, width=width, seed=seed)
 
-    def build() -> dict[str, float]:
-        arch = dict(n_layers=layers, d_model=width, n_heads=heads, d_head=width // heads, n_ctx=s["n_ctx"], d_vocab=s["vocab"],
-                    attn_only=True, act_fn="gelu", normalization_type="LN", positional_embedding_type="standard", init_mode="gpt2")
-        half = s["n_ctx"] * 3 // 8  # as for induction-2l: a period inside the training range
-        tokens = induction_task.repeated_random_tokens(64, half, s["vocab"], torch.Generator().manual_seed(PROBE_SEED))
+    def build() -> dict:
         run = training.train(
-            arch, lambda g: induction_task.periodic_batch(s["batch"], s["n_ctx"], s["vocab"], s["min_period"], s["max_period"], g),
+            sweep_arch(scale, layers, heads_, width),
+            lambda g: induction_task.periodic_batch(s["batch"], s["n_ctx"], s["vocab"], s["min_period"], s["max_period"], g),
             steps=s["steps"], lr=s["lr"], warmup=s["warmup"], seed=seed, log_every=s["steps"], checkpoint_every=s["steps"], evaluate=lambda m: {},
         )
-        model = training.build_bridge(arch)
-        model.load_state_dict(run.state_dict)
-        model.eval()
-        scores = induction.head_scores(model, tokens)
-        loss = induction.per_position_loss(model, tokens)
-        return {
-            "induction": scores["induction"][1:].max().item() if layers > 1 else scores["induction"].max().item(),
-            "repeated_loss": induction.repeated_half_loss(loss, half),
-            "icl": induction.icl_score(loss),
-            "train_seconds": run.train_seconds,
-        }
+        return {"state_dict": run.state_dict, "train_seconds": run.train_seconds}
 
-    return cached("induction-sweep", config, build, code=[training, fused_attention, induction, induction_task])
+    return cached("induction-sweep-weights", config, build, code=[training, induction_task])
+
+
+def sweep_probe(scale: str) -> tuple[torch.Tensor, int]:
+    """The canonical probe's rule for the sweep's models: distinct random tokens, 3/8 of the context per copy."""
+    s = SWEEP[scale]
+    half = probes.repeat_length(s["n_ctx"])
+    generator = torch.Generator().manual_seed(probes.PROBE_SEED)
+    return probes.repeated_random_tokens(probes.ROWS[scale], half, range(s["vocab"]), generator), half
+
+
+def sweep_run(scale: str, layers: int, heads_: int, width: int, seed: int) -> dict[str, float]:
+    """One sweep model's best induction score (above layer 0) and repeated-half loss on the probe."""
+    stored = sweep_weights(scale, layers, heads_, width, seed)
+    model = training.build_bridge(sweep_arch(scale, layers, heads_, width))
+    model.load_state_dict(stored["state_dict"])
+    model.eval()
+    tokens, half = sweep_probe(scale)
+    scores = probes.score_grid(heads.head_scores(model, tokens, ["induction"]), "induction")
+    loss = induction.per_position_loss(model, tokens)
+    return {
+        "induction": (scores[1:] if layers > 1 else scores).max().item(),
+        "repeated_loss": induction.repeated_half_loss(loss, half),
+        "train_seconds": stored["train_seconds"],
+    }
 
 
 @figure(
     "induction-sweep",
-    title="What is the smallest model that learns induction?",
+    title="The smallest model that learns induction",
     caption=(
-        "Attention-only transformers of 1 to 3 layers, 1 to 4 heads per layer and widths 16 to 64, each trained "
-        "from scratch on the repeated-tokens task with three seeds (dots; the bar is their mean). Induction "
-        "score: the best head above layer 0 (for 1-layer models, the only layer). Loss: on the repeated half of "
-        "random tokens repeated once; the dashed line is the threshold for 'shows induction'. Choose the measure "
-        "and the axis to compare along."
+        "Attention-only transformers of 1 to 3 layers, with 1 or 4 heads per layer and widths 16 to 64 (every depth "
+        "gets every combination), each trained from scratch on the periodic task with three seeds and the same budget. "
+        "Left: each run (dots) and the median of its three seeds (bar); induction score: the best head above layer 0 "
+        "(for 1-layer models, the only layer), with the threshold for 'shows induction' (dashed) and the score of "
+        "uniform attention (dotted); loss: on the repeated half of the probe, with the loss of a uniform guess (dotted). "
+        "Right: the share of runs that show induction at each depth, with its 95% Wilson interval."
     ),
-    model="small attention-only transformers trained by build_figures/induction.py (3 seeds per point)",
+    model="small attention-only transformers trained by build_figures/induction.py (3 seeds per configuration)",
 )
 def induction_sweep(ctx: FigureContext) -> alt.Chart:
     s = SWEEP[ctx.scale]
     rows = []
-    points = sweep_points(ctx.scale)
-    for layers, heads, width in ctx.progress(points, "sweep"):
+    for layers, heads_, width in ctx.progress(sweep_points(ctx.scale), "sweep"):
         for seed in s["seeds"]:
-            result = sweep_run(ctx.scale, layers, heads, width, seed)
-            rows.append({"layers": layers, "heads": heads, "width": width, "seed": seed,
-                         "config": f"{layers}L × {heads}H × d{width}", **{k: round(v, 4) for k, v in result.items() if k != "train_seconds"}})
+            result = sweep_run(ctx.scale, layers, heads_, width, seed)
+            rows.append({"layers": layers, "heads": heads_, "width": width, "seed": seed, "config": f"{layers}L × {heads_}H × d{width}",
+                         "induction": round(result["induction"], 4), "repeated_loss": round(result["repeated_loss"], 4)})
     frame = pd.DataFrame(rows)
-    by_layers = frame.groupby("layers")["induction"]
-    shows = frame.groupby(["layers", "heads", "width"])["induction"].median() > INDUCTION_THRESHOLD
-    showing = shows[shows].reset_index().sort_values(["layers", "heads", "width"])
-    minimal = showing.iloc[0] if len(showing) else pd.Series({"layers": 0, "heads": 0, "width": 0})  # 0: none showed it
+    frame["shows"] = frame.induction > INDUCTION_THRESHOLD
+    tokens, half = sweep_probe(ctx.scale)
+    chance = probes.uniform_induction_score(probes.ProbeSet("sweep", tokens, 0, half, tokens))
+    uniform = math.log(s["vocab"])
     ctx.claim("runs", len(frame))
     ctx.claim("seeds", len(s["seeds"]))
+    ctx.claim("configs", len(sweep_points(ctx.scale)))
     ctx.claim("threshold", INDUCTION_THRESHOLD)
-    ctx.claim("one_layer_max_induction", by_layers.max()[1])
-    ctx.claim("two_layer_mean_induction", by_layers.mean()[2])
-    ctx.claim("one_layer_mean_repeated_loss", frame[frame.layers == 1].repeated_loss.mean())
-    ctx.claim("two_layer_mean_repeated_loss", frame[frame.layers == 2].repeated_loss.mean())
+    ctx.claim("chance_induction", chance)
+    ctx.claim("uniform_loss", uniform)
+    ctx.claim("steps", s["steps"])
+    ctx.claim("runs_per_depth", len(frame) // len(s["layers"]))
+    summary = []
+    for layers, group in frame.groupby("layers"):
+        k, n = int(group.shows.sum()), len(group)
+        lo, hi = wilson(k, n)
+        ctx.claim(f"shows_{layers}l", k)
+        ctx.claim(f"fraction_showing_{layers}l", k / n)
+        ctx.claim(f"fraction_showing_{layers}l_lo", lo)
+        ctx.claim(f"fraction_showing_{layers}l_hi", hi)
+        ctx.claim(f"mean_repeated_loss_{layers}l", float(group.repeated_loss.mean()))
+        ctx.claim(f"max_induction_{layers}l", float(group.induction.max()))
+        summary.append({"layers": layers, "group": "all widths", "k": k, "n": n, "fraction": k / n, "lo": lo, "hi": hi})
+        for width, sub in group.groupby("width"):
+            k, n = int(sub.shows.sum()), len(sub)
+            lo, hi = wilson(k, n)
+            ctx.claim(f"shows_{layers}l_d{width}", k)
+            summary.append({"layers": layers, "group": f"width {width}", "k": k, "n": n, "fraction": k / n, "lo": lo, "hi": hi})
+        for heads_, sub in group.groupby("heads"):
+            ctx.claim(f"shows_{layers}l_h{heads_}", int(sub.shows.sum()))
+    ctx.claim("runs_per_depth_width", len(frame) // (len(s["layers"]) * len(s["widths"])))
+    for (layers, heads_, width), group in frame.groupby(["layers", "heads", "width"]):
+        ctx.claim(f"median_induction_{layers}l_h{heads_}_d{width}", float(group.induction.median()))
+        ctx.claim(f"median_repeated_loss_{layers}l_h{heads_}_d{width}", float(group.repeated_loss.median()))
+    medians = frame.groupby(["layers", "heads", "width"]).induction.median()
+    showing = medians[medians > INDUCTION_THRESHOLD].reset_index().sort_values(["layers", "heads", "width"])
+    minimal = showing.iloc[0] if len(showing) else pd.Series({"layers": 0, "heads": 0, "width": 0})  # 0: none showed it
     ctx.claim("minimal_layers", int(minimal.layers))
     ctx.claim("minimal_heads", int(minimal.heads))
     ctx.claim("minimal_width", int(minimal.width))
-    for layers in s["layers"]:
-        ctx.claim(f"fraction_showing_{layers}l", float(frame[frame.layers == layers].induction.gt(INDUCTION_THRESHOLD).mean()))
-    two_layer_widths = frame[(frame.layers == 2) & (frame.heads == s["default_heads"])].groupby("width")
-    for width, group in two_layer_widths:
-        ctx.claim(f"median_induction_2l_d{width}", group.induction.median())
-        ctx.claim(f"median_repeated_loss_2l_d{width}", group.repeated_loss.median())
 
     long = frame.melt(id_vars=["layers", "heads", "width", "seed", "config"], value_vars=["induction", "repeated_loss"], var_name="measure")
-    long["measure"] = long.measure.map({"induction": "induction score", "repeated_loss": "repeated-half loss"})
-    measure = alt.param(name="measure", value="induction score", bind=alt.binding_radio(options=["induction score", "repeated-half loss"], name="measure "))
-    axis = alt.param(name="along", value="heads", bind=alt.binding_radio(options=["heads", "width"], name="vary "))
-    chart = (
-        alt.Chart(long)
-        .transform_filter(alt.datum.measure == measure)
-        .transform_filter(f"along == 'heads' ? datum.width == {s['default_width']} : datum.heads == {s['default_heads']}")
-        .transform_calculate(x="along == 'heads' ? datum.heads : datum.width")
-    )
-    bars = chart.mark_bar(opacity=0.5).encode(
-        x=alt.X("x:O", title="heads per layer / width (see 'vary')"),
-        y=alt.Y("mean(value):Q", title="value"),
-        color=alt.Color("layers:O", title="layers"),
-        xOffset="layers:O",
-    )
-    dots = chart.mark_circle(size=30, opacity=0.9).encode(
-        x=alt.X("x:O"), y=alt.Y("value:Q"), color=alt.Color("layers:O"), xOffset="layers:O",
-        tooltip=["config:N", "seed:Q", "measure:N", alt.Tooltip("value:Q", format=".3f")],
-    )
-    threshold = (
-        alt.Chart(pd.DataFrame([{"y": INDUCTION_THRESHOLD, "measure": "induction score"}]))
-        .transform_filter(alt.datum.measure == measure)
-        .mark_rule(strokeDash=[4, 4], color="black")
-        .encode(y="y:Q")
-    )
-    return alt.layer(bars, dots, threshold).add_params(measure, axis).properties(width="container", height=260)
+    long["layers"] = long.layers.astype(str)
+    refs = pd.DataFrame([
+        {"measure": "induction", "y": INDUCTION_THRESHOLD, "what": "threshold: shows induction", "dash": "threshold"},
+        {"measure": "induction", "y": round(chance, 4), "what": "uniform attention", "dash": "null"},
+        {"measure": "repeated_loss", "y": round(uniform, 4), "what": "uniform guess over the vocabulary", "dash": "null"},
+    ])
+    panel = charts.Panel()
+    group = panel.select("group", ["all widths"] + [f"width {w}" for w in s["widths"]], label="Share of runs, over")
+    depth_names = [str(layers) for layers in s["layers"]]
+    color = alt.Color("layers:N", scale=charts.series_scale(depth_names), title="layers", legend=alt.Legend(orient="bottom", direction="horizontal"))
+    titles = {"induction": "best induction score", "repeated_loss": "repeated-half loss (nats)"}
+
+    def cell(measure: str, heads_: int) -> alt.LayerChart:
+        base = alt.Chart(long).transform_filter((alt.datum.measure == measure) & (alt.datum.heads == heads_))
+        x = alt.X("width:O", title="width" if measure == "repeated_loss" else None, axis=alt.Axis(labelAngle=0))
+        domain = [0, 1] if measure == "induction" else [0, math.ceil(uniform)]
+        y_title = titles[measure] if heads_ == s["heads"][0] else None
+        y = alt.Y("value:Q", title=y_title, scale=alt.Scale(domain=domain))
+        bar = base.mark_bar(opacity=0.45).encode(x=x, xOffset="layers:N", y=alt.Y("median(value):Q", title=y_title, scale=alt.Scale(domain=domain)), color=color,
+                                                 tooltip=[alt.Tooltip("layers:N"), alt.Tooltip("width:O"), alt.Tooltip("median(value):Q", title="median of 3 seeds", format=".3f")])
+        dots = base.mark_circle(size=36, opacity=0.95).encode(x=x, xOffset="layers:N", y=y, color=color,
+                                                              tooltip=["config:N", "seed:Q", alt.Tooltip("value:Q", format=".3f")])
+        ref = alt.Chart(refs).transform_filter(alt.datum.measure == measure).mark_rule(color=charts.MUTED).encode(
+            y="y:Q", strokeDash=alt.condition(alt.datum.dash == "threshold", alt.value([6, 3]), alt.value([2, 3])),
+            tooltip=["what:N", alt.Tooltip("y:Q", format=".3f")])
+        title = f"{heads_} head{'s' if heads_ > 1 else ''} per layer" if measure == "induction" else ""
+        return alt.layer(bar, dots, ref).properties(width=190, height=150, title=title)
+
+    per_run = alt.vconcat(*[alt.hconcat(*[cell(m, h) for h in s["heads"]]) for m in ("induction", "repeated_loss")])
+    sums = alt.Chart(pd.DataFrame(summary).assign(layers=lambda d: d.layers.astype(str))).transform_filter(alt.datum.group == group)
+    share_x = alt.X("layers:N", title="layers", axis=alt.Axis(labelAngle=0))
+    share_tips = [alt.Tooltip("layers:N"), alt.Tooltip("k:Q", title="runs showing induction"), alt.Tooltip("n:Q", title="runs"),
+                  alt.Tooltip("fraction:Q", format=".0%"), alt.Tooltip("lo:Q", title="95% Wilson from", format=".0%"), alt.Tooltip("hi:Q", title="to", format=".0%")]
+    share = alt.layer(
+        sums.mark_bar(opacity=0.6).encode(x=share_x, y=alt.Y("fraction:Q", title="share of runs showing induction", scale=alt.Scale(domain=[0, 1.1]),
+                                                                 axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1])), color=color, tooltip=share_tips),
+        sums.mark_rule(color=charts.INK, strokeWidth=1.5).encode(x=share_x, y="lo:Q", y2="hi:Q", tooltip=share_tips),
+        sums.mark_text(dy=-8, fontSize=charts.LABEL_SIZE, color=charts.INK).transform_calculate(t="datum.k + '/' + datum.n").encode(
+            x=share_x, y="hi:Q", text="t:N"),
+    ).properties(width=150, height=336, title="share of runs (95% Wilson)")
+    chart = alt.hconcat(per_run, share)
+    return panel.finish(chart)

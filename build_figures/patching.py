@@ -1,62 +1,77 @@
-"""Patching and ablation: which activations carry an induction answer, and which heads the loss needs."""
+"""Patching and ablation: which activations carry an induction answer, and which heads the loss needs.
+
+Inputs come from the canonical probe set (explorer.techniques.probes), so a head's induction score
+here is the one the induction article and the head wiki show. Each zoo model is one training run.
+"""
 
 import altair as alt
 import pandas as pd
 import torch
 
+from explorer import charts
 from explorer.pipeline import FigureContext, figure
-from explorer.techniques import heads, patching, prompts
+from explorer.techniques import patching, probes, prompts
 
-ZOO_LABEL = "each model of the zoo (explorer.models.ZOO), trained by explorer/models/zoo.py"
-HALF, ANSWER_AT = 12, 8  # random tokens per copy; the second copy stops just before r[ANSWER_AT]
+ZOO_LABEL = "each model of the zoo (explorer.models.ZOO, one training run each), trained by explorer/models/zoo.py"
+SMOKE_MODELS = ("attn-only-2l", "induction-2l")
+NULL_DRAWS = {"smoke": 4, "full": 10}
 
 
-def induction_pair(model, n_batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Clean: start + r + r[:ANSWER_AT], so the next token should be r[ANSWER_AT] (copied by induction).
-    Corrupted: the same, except that r[ANSWER_AT] in the first copy is replaced by another random token,
-    which induction would copy instead. Returns (clean, corrupted, clean answers, corrupt answers,
-    position of the altered token)."""
-    generator = torch.Generator().manual_seed(seed)
-    vocab = torch.tensor(prompts.sampling_vocab(model))
-    start = prompts.start_tokens(model)
-    repeated = heads.repeated_random_tokens(n_batch, HALF, vocab, generator, start)
-    clean = repeated[:, : len(start) + HALF + ANSWER_AT]  # (batch, pos)
-    altered_at = len(start) + ANSWER_AT
-    answers = clean[:, altered_at].clone()
-    offsets = torch.randint(1, len(vocab), (n_batch,), generator=generator)
-    index = (torch.searchsorted(vocab, answers) + offsets) % len(vocab)  # a different token of the vocabulary
-    corrupt_answers = vocab[index]
+def induction_pair(model, name: str, scale: str) -> dict:
+    """Clean and corrupted inputs from the canonical probe rows.
+
+    Clean: [start] + r + r[:k] with k = half // 2, so the next token should be r[k] (copied by
+    induction). Corrupted: the same with r[k] of the first copy replaced by a token that is not in
+    the row, which induction would copy instead.
+    """
+    p = probes.probe_set(model, name, scale)
+    k = p.half // 2
+    clean = p.repeated[:, : p.prefix + p.half + k].clone()  # (batch, pos)
+    altered_at = p.prefix + k
+    vocab = prompts.sampling_vocab(model)
+    generator = torch.Generator().manual_seed(probes.PROBE_SEED + 1)
+    corrupt_answers = []
+    for row in clean.tolist():
+        unused = sorted(set(vocab) - set(row))
+        corrupt_answers.append(unused[int(torch.randint(len(unused), (1,), generator=generator))])
+    corrupt_answers = torch.tensor(corrupt_answers)
     corrupted = clean.clone()
     corrupted[:, altered_at] = corrupt_answers
     device = model.cfg.device
-    return clean.to(device), corrupted.to(device), answers.to(device), corrupt_answers.to(device), altered_at
+    return {"clean": clean.to(device), "corrupted": corrupted.to(device), "answers": clean[:, altered_at].to(device),
+            "corrupt_answers": corrupt_answers.to(device), "altered_at": altered_at, "probe": p, "k": k}
 
 
 def patching_run(ctx: FigureContext, name: str, sweep) -> dict:
     """Build the pair for one model and run one sweep (patch_residual_stream or patch_head_outputs)."""
     model = prompts.load(ctx, name)
-    clean, corrupted, answers, corrupt_answers, altered_at = induction_pair(model, ctx.pick(smoke=8, full=32), ctx.seed)
-    metric = patching.logit_difference(answers, corrupt_answers)
+    pair = induction_pair(model, name, ctx.scale)
+    metric = patching.logit_difference(pair["answers"], pair["corrupt_answers"])
     with torch.no_grad():
-        clean_value, corrupt_value = metric(model(clean)).item(), metric(model(corrupted)).item()
+        clean_value, corrupt_value = metric(model(pair["clean"])).item(), metric(model(pair["corrupted"])).item()
     scaled = patching.normalized(metric, clean_value, corrupt_value)
-    return {
-        "model": model, "clean": clean, "altered_at": altered_at, "clean_value": clean_value, "corrupt_value": corrupt_value,
-        "grid": sweep(model, clean, corrupted, scaled),
-    }
+    return {**pair, "model": model, "clean_value": clean_value, "corrupt_value": corrupt_value,
+            "grid": sweep(model, pair["clean"], pair["corrupted"], scaled)}
 
 
-def position_names(n_pos: int, n_start: int, altered_at: int) -> list[str]:
-    """Axis labels: roles, since the tokens themselves are random."""
-    names = []
-    for p in range(n_pos):
-        if p < n_start:
-            names.append(f"{p} start")
-        elif p < n_start + HALF:
-            names.append(f"{p} 1st copy" + (" (altered)" if p == altered_at else ""))
+def position_roles(run: dict) -> list[tuple[str, bool]]:
+    """(label, is a key position) for every position of the pair: roles, since the tokens are random."""
+    p, n_pos = run["probe"], run["clean"].shape[1]
+    out = []
+    for pos in range(n_pos):
+        if pos < p.prefix:
+            out.append((f"{pos} start", True))
+        elif pos == run["altered_at"] - 1:
+            out.append((f"{pos} 1st copy: the last token's earlier copy", True))
+        elif pos == run["altered_at"]:
+            out.append((f"{pos} 1st copy: the altered token", True))
+        elif pos < p.prefix + p.half:
+            out.append((f"{pos} 1st copy", pos in (p.prefix, run["altered_at"] + 1)))
+        elif pos == n_pos - 1:
+            out.append((f"{pos} 2nd copy: last", True))
         else:
-            names.append(f"{p} 2nd copy" + (" (last)" if p == n_pos - 1 else ""))
-    return names
+            out.append((f"{pos} 2nd copy", pos == p.prefix + p.half))
+    return out
 
 
 def sweep_models(ctx: FigureContext) -> list[str]:
@@ -65,27 +80,29 @@ def sweep_models(ctx: FigureContext) -> list[str]:
     return ctx.pick(smoke=[n for n in names if n in SMOKE_MODELS] or names, full=names)
 
 
-def model_control(names: list[str], default: str) -> dict:
-    return {"explorer": {
-        "controls": [{"name": "model", "label": "Model", "options": names, "default": default}],
-        "source": {"url": "models/{model}.json", "datasets": ["patch"]},
-    }}
+def default_model(names: list[str]) -> str:
+    return "induction-2l" if "induction-2l" in names else names[0]
 
 
-SMOKE_MODELS = ("attn-only-2l", "induction-2l")
-RECOVERY_SCALE = alt.Scale(scheme="redblue", reverse=True, domain=[-1, 1], clamp=True)
+def recovery_scale() -> alt.Scale:
+    return charts.diverging(1.0, clamp=True)
+
+
+def on_cell(field: str, limit: float = 0.6):
+    """Text colour over a diverging cell: paper on strong colours, ink on pale ones."""
+    return alt.condition(f"abs(datum.{field}) > {limit}", alt.value(charts.PAPER), alt.value(charts.INK))
 
 
 @figure(
     "patching-resid",
     title="Patching the residual stream, position by position",
     caption=(
-        "Clean input: 12 random tokens (after an end-of-text token where the model has one), then the first 8 of them again, so the next token "
-        "should be the 9th (induction). Corrupted input: the same with that 9th token of the first copy "
-        "replaced. Each cell runs the corrupted input but copies the clean residual stream at one position "
-        "and one depth (rows: before the first block, after each block) and shows the fraction of the "
-        "clean-minus-corrupted logit difference at the last position that comes back (1: all of it, "
-        "0: none). Mean over a batch of random sequences."
+        "Clean input: a row of the canonical probe (random tokens, after an end-of-text token where the model has one) "
+        "cut in the middle of its second copy, so the next token should be the one after the last token's earlier copy "
+        "(induction). Corrupted input: the same with that token of the first copy replaced by one not in the row. Each "
+        "cell runs the corrupted input but copies the clean residual stream at one position and one depth (rows: before "
+        "the first block, after each block) and shows the fraction of the clean-minus-corrupted logit difference at the "
+        "last position that comes back (1: all of it, 0: none). Mean over the probe's rows."
     ),
     model=ZOO_LABEL,
     model_option=True,
@@ -95,45 +112,51 @@ def patching_resid(ctx: FigureContext) -> alt.Chart:
     for name in names:
         run = patching_run(ctx, name, patching.patch_residual_stream)
         grid, model = run["grid"], run["model"]
-        n_start = len(prompts.start_tokens(model))
-        labels = position_names(grid.shape[1], n_start, run["altered_at"])
+        roles = position_roles(run)
         stages = ["embed"] + [f"after L{layer}" for layer in range(model.cfg.n_layers)]
         records = [
-            {"stage": stages[s], "s": s, "pos": labels[p], "p": p, "v": grid[s, p].item()}
-            for s in range(grid.shape[0])
-            for p in range(grid.shape[1])
+            {"stage": stages[s], "s": s, "pos": roles[p][0], "p": p, "key": roles[p][1], "v": round(grid[s, p].item(), 3)}
+            for s in range(grid.shape[0]) for p in range(grid.shape[1])
         ]
         ctx.asset(f"models/{name}.json", {"patch": records})
         key = name.replace("-", "_")
         ctx.claim(f"{key}_last_stage_last_pos", grid[-1, -1].item())
         ctx.claim(f"{key}_embed_altered_pos", grid[0, run["altered_at"]].item())
         ctx.claim(f"{key}_altered_pos_before_last_block", grid[-2, run["altered_at"]].item())
+        ctx.claim(f"{key}_last_pos_before_last_block", grid[-2, -1].item())
         ctx.claim(f"{key}_clean_logit_diff", run["clean_value"])
         ctx.claim(f"{key}_corrupt_logit_diff", run["corrupt_value"])
+        if name == "induction-2l":
+            ctx.claim("rows", run["clean"].shape[0])
+            ctx.claim("half", run["probe"].half)
+            ctx.claim("second_copy_tokens", run["k"])
 
-    base = alt.Chart(alt.Data(name="patch")).encode(
-        x=alt.X("pos:N", sort=alt.EncodingSortField("p", op="min"), title="position", axis=alt.Axis(labelAngle=-45)),
+    panel = charts.Panel()
+    panel.data("model", names, label="Model", default=default_model(names))
+    panel.source("models/{model}.json", datasets=["patch"])
+    view = panel.select("positions", ["key", "every"], label="Positions", labels=["key positions, with numbers", "every position"], radio=True)
+    base = alt.Chart(alt.NamedData("patch")).transform_filter("positions == 'every' || datum.key").encode(
+        x=alt.X("pos:N", sort=alt.EncodingSortField("p", op="min"), title="position (role in the input)",
+                axis=alt.Axis(labelAngle=-40, labelLimit=220, labelExpr="positions == 'every' ? (split(datum.label, ' ')[0] % 4 == 0 ? split(datum.label, ' ')[0] : '') : datum.label")),
         y=alt.Y("stage:N", sort=alt.EncodingSortField("s", op="min"), title="residual stream patched"),
     )
     cells = base.mark_rect().encode(
-        color=alt.Color("v:Q", scale=RECOVERY_SCALE, title="recovered"),
-        tooltip=["stage:N", "pos:N", alt.Tooltip("v:Q", title="recovered", format=".2f")],
+        color=alt.Color("v:Q", scale=recovery_scale(), title="recovered", legend=alt.Legend(gradientLength=100)),
+        tooltip=["stage:N", alt.Tooltip("pos:N", title="position"), alt.Tooltip("v:Q", title="recovered", format=".2f")],
     )
-    numbers = base.mark_text(fontSize=9).encode(text=alt.Text("v:Q", format=".1f"))
-    show = alt.param(name="show_numbers", value=True, bind=alt.binding_checkbox(name="show numbers "))
-    numbers = numbers.encode(opacity=alt.condition(show, alt.value(1.0), alt.value(0.0)))
-    chart = alt.layer(cells, numbers).add_params(show).properties(width="container", height=alt.Step(28))
-    default = "induction-2l" if "induction-2l" in names else names[0]
-    return chart.properties(usermeta=model_control(names, default))
+    numbers = base.transform_filter(view == "key").mark_text(fontSize=charts.LABEL_SIZE).encode(
+        text=alt.Text("v:Q", format=".2f"), color=on_cell("v"))
+    return panel.finish(alt.layer(cells, numbers).properties(width="container", height=alt.Step(30)))
 
 
 @figure(
     "patching-heads",
     title="Patching one head's output at a time",
     caption=(
-        "Same clean and corrupted inputs as above. Each cell runs the corrupted input with one head's "
-        "output (at every position) taken from the clean run, and shows the fraction of the logit "
-        "difference that comes back. Beside it, the head's induction score from the head wiki."
+        "Same clean and corrupted inputs as above. Left: each cell runs the corrupted input with one head's output (at "
+        "every position) taken from the clean run, and shows the fraction of the logit difference that comes back. "
+        "Right: the head's induction score on the canonical probe (the same number as in the head wiki and the induction "
+        "article), with the score of uniform attention for comparison."
     ),
     model=ZOO_LABEL,
     model_option=True,
@@ -143,53 +166,58 @@ def patching_heads(ctx: FigureContext) -> alt.Chart:
     for name in names:
         run = patching_run(ctx, name, patching.patch_head_outputs)
         grid, model = run["grid"], run["model"]
-        generator = torch.Generator().manual_seed(ctx.seed + 1)
-        probe = heads.repeated_random_tokens(8, HALF, prompts.sampling_vocab(model), generator, prompts.start_tokens(model))
-        scores = heads.head_scores(model, probe.to(model.cfg.device), ["induction"])
+        scores = probes.head_scores(model, run["probe"])
+        chance = probes.uniform_induction_score(run["probe"])
         records = [
-            {"layer": int(r.layer), "head": int(r.head), "v": grid[int(r.layer), int(r.head)].item(), "induction": float(r.induction)}
+            {"layer": int(r.layer), "head": int(r.head), "label": f"L{int(r.layer)}H{int(r.head)}", "v": round(grid[int(r.layer), int(r.head)].item(), 3),
+             "induction": round(float(r.induction), 3)}
             for r in scores.itertuples()
         ]
-        ctx.asset(f"models/{name}.json", {"patch": records})
+        ctx.asset(f"models/{name}.json", {"patch": records, "meta": [{"text": f"uniform attention scores {chance:.2f}"}]})
         best = max(records, key=lambda r: r["v"])
         key = name.replace("-", "_")
-        ctx.claim(f"{key}_top_head", f"L{best['layer']}H{best['head']}")
-        ctx.claim(f"{key}_top_head_recovered", best["v"])
-        ctx.claim(f"{key}_top_head_induction", best["induction"])
-        ctx.claim(f"{key}_top_layer_sum", sum(r["v"] for r in records if r["layer"] == best["layer"]))
+        ctx.claim(f"{key}_top_head", best["label"])
+        ctx.claim(f"{key}_top_head_recovered", grid[best["layer"], best["head"]].item())
+        ctx.claim(f"{key}_top_head_induction", float(scores[(scores.layer == best["layer"]) & (scores["head"] == best["head"])].induction.iloc[0]))
+        ctx.claim(f"{key}_top_layer_sum", grid[best["layer"]].sum().item())
+        ctx.claim(f"{key}_chance_induction", chance)
 
-    base = alt.Chart(alt.Data(name="patch")).encode(x=alt.X("head:O", title="head"), y=alt.Y("layer:O", title="layer"))
-    tooltip = ["layer:O", "head:O", alt.Tooltip("v:Q", title="recovered", format=".2f"), alt.Tooltip("induction:Q", title="induction score", format=".2f")]
+    panel = charts.Panel()
+    panel.data("model", names, label="Model", default=default_model(names))
+    panel.source("models/{model}.json", datasets=["patch", "meta"])
+    base = alt.Chart(alt.NamedData("patch")).encode(x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0)), y=alt.Y("layer:O", title="layer"))
+    tooltip = [alt.Tooltip("label:N", title="head"), alt.Tooltip("v:Q", title="recovered", format=".2f"),
+               alt.Tooltip("induction:Q", title="induction score", format=".2f")]
     recovered = alt.layer(
-        base.mark_rect().encode(color=alt.Color("v:Q", scale=RECOVERY_SCALE, title="recovered"), tooltip=tooltip),
-        base.mark_text(fontSize=11).encode(text=alt.Text("v:Q", format=".2f")),
+        base.mark_rect().encode(color=alt.Color("v:Q", scale=recovery_scale(), title="recovered", legend=alt.Legend(gradientLength=80)), tooltip=tooltip),
+        base.mark_text(fontSize=charts.LABEL_SIZE).encode(text=alt.Text("v:Q", format=".2f"), color=on_cell("v")),
     ).properties(width=alt.Step(48), height=alt.Step(36), title="fraction recovered by patching the head")
     induction = alt.layer(
-        base.mark_rect().encode(color=alt.Color("induction:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), title="induction score"), tooltip=tooltip),
-        base.mark_text(fontSize=11, color="white").encode(text=alt.Text("induction:Q", format=".2f")),
-    ).properties(width=alt.Step(48), height=alt.Step(36), title="induction score")
-    chart = alt.hconcat(recovered, induction).resolve_scale(color="independent")
-    default = "induction-2l" if "induction-2l" in names else names[0]
-    return chart.properties(usermeta=model_control(names, default))
+        base.mark_rect().encode(color=alt.Color("induction:Q", scale=charts.sequential((0, 1)), title="induction score",
+                                                legend=alt.Legend(gradientLength=80)), tooltip=tooltip),
+        base.mark_text(fontSize=charts.LABEL_SIZE).encode(
+            text=alt.Text("induction:Q", format=".2f"),
+            color=alt.condition(alt.datum.induction > 0.55, alt.value(charts.PAPER), alt.value(charts.INK))),
+    ).properties(width=alt.Step(48), height=alt.Step(36), title="induction score (canonical probe)")
+    note = alt.Chart(alt.NamedData("meta")).mark_text(align="left", fontSize=charts.LABEL_SIZE, color=charts.MUTED).encode(
+        text="text:N", x=alt.value(0), y=alt.value(8)).properties(width=200, height=16, view=alt.ViewConfig(stroke=None))
+    return panel.finish(alt.hconcat(recovered, alt.vconcat(induction, note)).resolve_scale(color="independent"))
 
 
 def ablation_table(ctx: FigureContext, name: str) -> tuple[pd.DataFrame, float]:
-    """Loss rise on held-out text for each head under each ablation, with the head's induction score."""
+    """Loss rise on held-out text for each head under each ablation, its null, and the head's scores."""
     model = prompts.load(ctx, name)
-    n_rows = ctx.pick(smoke=4, full=32)
-    rows = prompts.heldout_tokens(ctx, model, name, 2 * n_rows, model.cfg.n_ctx)
-    text, reference = rows[0::2], rows[1::2]  # interleaved: both halves span the held-out files
-    generator = torch.Generator().manual_seed(ctx.seed + 1)
-    half = (model.cfg.n_ctx - len(prompts.start_tokens(model))) // 2
-    probe = heads.repeated_random_tokens(8, half, prompts.sampling_vocab(model), generator, prompts.start_tokens(model))
-    scores = heads.head_scores(model, probe.to(model.cfg.device), ["induction", "previous_token"])
-    frames = []
-    clean_loss = 0.0
-    for method in patching.ABLATIONS:
-        clean_loss, losses = patching.ablate_heads(model, text, method, reference)
+    p = probes.probe_set(model, name, ctx.scale)
+    text, reference = p.text[0::2].to(model.cfg.device), p.text[1::2].to(model.cfg.device)  # interleaved: both span the held-out rows
+    scores = probes.head_scores(model, p)
+    frames, clean_loss = [], 0.0
+    for i, method in enumerate(patching.ABLATIONS):
+        clean_loss, losses, null = patching.ablate_heads(model, text, method, reference, null_draws=NULL_DRAWS[ctx.scale], seed=i)
         frame = scores.copy()
         frame["method"] = method
         frame["increase"] = [losses[int(r.layer), int(r.head)].item() - clean_loss for r in scores.itertuples()]
+        frame["null_median"] = [null[int(r.layer), int(r.head)].median().item() - clean_loss for r in scores.itertuples()]
+        frame["null_p95"] = [torch.quantile(null[int(r.layer), int(r.head)], 0.95).item() - clean_loss for r in scores.itertuples()]
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
     table.insert(0, "model", name)
@@ -201,10 +229,11 @@ def ablation_table(ctx: FigureContext, name: str) -> tuple[pd.DataFrame, float]:
     "patching-ablation",
     title="Knocking out one head at a time: does the loss care?",
     caption=(
-        "Each point is one head of the chosen model. Horizontal: its induction score (from the head wiki). "
-        "Vertical: how much the next-token loss on held-out text rises when the head's output is replaced: "
-        "by zero, by its mean output over other held-out text, or (resample) by its output at the same "
-        "position of another held-out sequence. Choose the model and the kind of ablation below."
+        "Each point is one head of the chosen model. Horizontal: its induction or previous-token score on the canonical "
+        "probe. Vertical: how much the next-token loss on held-out rows rises when the head's output is replaced: by "
+        "zero, by its mean output over other held-out rows, or (resample) by its output at the same position of another "
+        "held-out row. The grey tick above each point is its null: the 95th percentile of the rise under random pushes "
+        "of the residual stream of the same size as the ablation. Labelled: heads that beat their null."
     ),
     model=ZOO_LABEL,
     model_option=True,
@@ -222,29 +251,44 @@ def patching_ablation(ctx: FigureContext) -> alt.Chart:
             best = rows.loc[rows.increase.idxmax()]
             ctx.claim(f"{key}_{method}_top_head", best["label"])
             ctx.claim(f"{key}_{method}_top_increase", float(best["increase"]))
+            ctx.claim(f"{key}_{method}_top_null_p95", float(best["null_p95"]))
             ctx.claim(f"{key}_{method}_top_head_induction", float(best["induction"]))
             ctx.claim(f"{key}_{method}_top_head_previous", float(best["previous_token"]))
+            ctx.claim(f"{key}_{method}_heads_above_null", int((rows.increase > rows.null_p95).sum()))
             inductive = rows.loc[rows.induction.idxmax()]
             ctx.claim(f"{key}_{method}_top_induction_head", inductive["label"])
             ctx.claim(f"{key}_{method}_top_induction_head_increase", float(inductive["increase"]))
+            ctx.claim(f"{key}_{method}_top_induction_head_null_p95", float(inductive["null_p95"]))
+        ctx.claim(f"{key}_heads", int(len(table) // len(patching.ABLATIONS)))
     table = pd.concat(tables, ignore_index=True)
-    data = table[["model", "label", "layer", "head", "method", "induction", "previous_token", "increase"]].round(4)
+    tops = {(m, method): table[(table.model == m) & (table.method == method)].sort_values("increase").iloc[-1]
+            for m in names for method in patching.ABLATIONS}
+    ctx.claim("models", len(names))
+    ctx.claim("models_resample_largest", sum(tops[m, "resample"].increase > max(tops[m, "mean"].increase, tops[m, "zero"].increase) for m in names))
+    ctx.claim("models_same_top_zero_mean", sum(tops[m, "zero"].label == tops[m, "mean"].label for m in names))
+    table["beats_null"] = table.increase > table.null_p95
+    data = table[["model", "label", "layer", "head", "method", "induction", "previous_token", "increase", "null_p95", "null_median", "beats_null"]].round(4)
+    data["layer"] = "layer " + data.layer.astype(str)
 
-    default = "attn-only-2l" if "attn-only-2l" in names else names[0]
-    model_pick = alt.param(name="model_pick", value=default, bind=alt.binding_select(options=names, name="model "))
-    method_pick = alt.param(name="method_pick", value="mean", bind=alt.binding_select(options=list(patching.ABLATIONS), name="ablation "))
+    panel = charts.Panel()
+    model_pick = panel.select("model", names, label="Model", value=default_model(names))
+    method_pick = panel.select("method", list(patching.ABLATIONS), label="Ablation", value="mean", radio=True)
+    axis_pick = panel.select("score", ["induction", "previous_token"], label="Horizontal axis", labels=["induction score", "previous-token score"], radio=True)
     base = (
         alt.Chart(data)
-        .transform_filter("datum.model == model_pick && datum.method == method_pick")
-        .encode(
-            x=alt.X("induction:Q", title="induction score", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("increase:Q", title="loss increase when ablated (nats/token)"),
-        )
+        .transform_filter((alt.datum.model == model_pick) & (alt.datum.method == method_pick))
+        .transform_calculate(x=f"datum[{axis_pick.name}]")
+        .encode(x=alt.X("x:Q", title="score on the canonical probe (see Horizontal axis)", scale=alt.Scale(zero=True, nice=True)))
     )
-    points = base.mark_circle(size=90).encode(
-        color=alt.Color("layer:O", title="layer"),
-        tooltip=["label:N", alt.Tooltip("induction:Q", format=".2f"), alt.Tooltip("previous_token:Q", title="previous-token score", format=".2f"),
-                 alt.Tooltip("increase:Q", title="loss increase", format=".3f")],
-    )
-    labels = base.mark_text(dx=8, align="left", fontSize=10).encode(text="label:N")
-    return alt.layer(points, labels).add_params(model_pick, method_pick).properties(width="container", height=320)
+    layers = sorted(data.layer.unique())
+    tips = [alt.Tooltip("label:N", title="head"), alt.Tooltip("induction:Q", title="induction score", format=".2f"),
+            alt.Tooltip("previous_token:Q", title="previous-token score", format=".2f"),
+            alt.Tooltip("increase:Q", title="loss rise (nats)", format=".3f"), alt.Tooltip("null_p95:Q", title="null 95th percentile", format=".3f")]
+    points = base.mark_circle(size=90, opacity=0.9).encode(
+        y=alt.Y("increase:Q", title="loss rise when ablated (nats/token)"),
+        color=alt.Color("layer:N", scale=charts.series_scale(layers), title=None, legend=alt.Legend(orient="bottom", direction="horizontal")),
+        tooltip=tips)
+    null = base.mark_tick(color=charts.FAINT, thickness=2, size=14).encode(y="null_p95:Q", tooltip=tips)
+    labels = base.transform_filter(alt.datum.beats_null).mark_text(dx=8, dy=-11, align="left", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
+        y="increase:Q", text="label:N")
+    return panel.finish(alt.layer(null, points, labels).properties(width="container", height=320))

@@ -7,7 +7,7 @@ from transformer_lens.model_bridge import TransformerBridge
 import transformer_lens.model_bridge.sources.native  # noqa: F401  (registers boot_native)
 
 from explorer.errors import UnknownName
-from explorer.techniques import heads
+from explorer.techniques import heads, probes
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def tiny_model():
 
 
 def test_scores_match_transformer_lens_up_to_the_rows_with_a_target(tiny_model):
-    tokens = heads.repeated_random_tokens(1, 10, range(50), torch.Generator().manual_seed(1), prefix=[0])
+    tokens = probes.repeated_random_tokens(1, 10, range(50), torch.Generator().manual_seed(1), prefix=[0])
     _, cache = tiny_model.run_with_cache(tokens)
     patterns = cache["blocks.1.attn.hook_pattern"][0]  # (head, q, k)
     for kind in ("previous_token", "duplicate_token", "induction"):
@@ -51,7 +51,7 @@ def test_perfect_heads_score_one_and_others_less():
 
 
 def test_head_scores_table_has_one_row_per_head(tiny_model):
-    tokens = heads.repeated_random_tokens(2, 8, range(1, 50), torch.Generator().manual_seed(0), prefix=[0])
+    tokens = probes.repeated_random_tokens(2, 8, range(1, 50), torch.Generator().manual_seed(0), prefix=[0])
     table = heads.head_scores(tiny_model, tokens)
     assert list(table.columns) == ["layer", "head", *heads.HEAD_KINDS]
     assert len(table) == 8

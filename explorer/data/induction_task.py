@@ -20,8 +20,3 @@ def periodic_batch(
     positions = torch.arange(n_ctx)[None, :] % periods[:, None]  # (batch, n_ctx)
     return blocks.gather(1, positions)
 
-
-def repeated_random_tokens(batch: int, half: int, vocab: int, generator: torch.Generator) -> Int[Tensor, "batch two_half"]:
-    """The standard probe for induction: `half` random tokens, then the same tokens again."""
-    first = torch.randint(0, vocab, (batch, half), generator=generator)  # (batch, half)
-    return torch.cat([first, first], dim=1)

@@ -81,12 +81,3 @@ def head_scores(model, tokens: Int[torch.Tensor, "batch pos"], kinds: Sequence[s
     index = pd.MultiIndex.from_product([range(n_layers), range(n_heads)], names=["layer", "head"])
     return pd.DataFrame(columns, index=index).reset_index()
 
-
-def repeated_random_tokens(
-    n_batch: int, half: int, vocab: Sequence[int] | torch.Tensor, generator: torch.Generator, prefix: Sequence[int] = ()
-) -> Int[torch.Tensor, "batch pos"]:
-    """[prefix] + r + r for random r drawn from `vocab`: the standard probe for induction heads."""
-    vocab = torch.as_tensor(vocab if isinstance(vocab, torch.Tensor) else list(vocab))
-    first = vocab[torch.randint(len(vocab), (n_batch, half), generator=generator)]  # (batch, half)
-    head = torch.as_tensor(list(prefix), dtype=first.dtype).expand(n_batch, len(prefix))
-    return torch.cat([head, first, first], dim=1)

@@ -1,9 +1,9 @@
-"""Measuring induction: head scores from attention patterns, losses on repeated tokens,
-K-composition between heads, and head ablation.
+"""Measuring induction: losses on repeated tokens and K-composition between heads, each with its null.
 
-The probe is the standard one: a block of `half` random tokens followed by the same block again.
-On the second copy, a previous-token head attends one position back, and an induction head attends
-to the token *after* the earlier occurrence of the current token (offset `half - 1` back).
+Head scores come from explorer.techniques.probes (the canonical probe set, shared by every page),
+ablations from explorer.techniques.patching. On a row `prefix + r + r`, a previous-token head
+attends one position back, and an induction head, in the second copy, attends to the token *after*
+the earlier occurrence of the current token.
 """
 
 import torch
@@ -13,53 +13,26 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from explorer.models.training import next_token_loss
 
-PATTERN = "blocks.{layer}.attn.hook_pattern"
-Z = "blocks.{layer}.attn.hook_z"
 
-
-def detection_score(pattern: Float[Tensor, "batch head q k"], detection: Float[Tensor, "q k"], rows: slice = slice(None)) -> Float[Tensor, " head"]:
-    """Share of attention that lands where `detection` is 1, over the chosen query rows.
-
-    With all rows this is TransformerLens's head-detector "mul" score (averaged over the batch).
-    """
-    pattern = pattern[:, :, rows]  # (batch, head, q, k)
-    detection = detection[rows].to(pattern)  # (q, k)
-    return ((pattern * detection).sum((-2, -1)) / pattern.sum((-2, -1))).mean(0)
-
-
-def previous_token_detection(n: int) -> Float[Tensor, "n n"]:
-    return torch.diag(torch.ones(n - 1), -1)
-
-
-def induction_detection(half: int) -> Float[Tensor, "n n"]:
-    """1 where query q in the second copy looks at q - half + 1 (the token after its earlier copy)."""
-    return torch.diag(torch.ones(half + 1), -(half - 1))[: 2 * half, : 2 * half] * (torch.arange(2 * half) >= half)[:, None]
-
-
-def head_scores(model: TransformerBridge, tokens: Int[Tensor, "batch two_half"]) -> dict[str, Float[Tensor, "layer head"]]:
-    """Previous-token and induction scores of every head on repeated random tokens."""
-    half = tokens.shape[1] // 2
-    names = [PATTERN.format(layer=layer) for layer in range(model.cfg.n_layers)]
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    prev = previous_token_detection(2 * half)
-    induction = induction_detection(half)
-    return {
-        "previous_token": torch.stack([detection_score(cache[n], prev, slice(1, None)) for n in names]).cpu(),
-        "induction": torch.stack([detection_score(cache[n], induction, slice(half, None)) for n in names]).cpu(),
-    }
-
-
+@torch.no_grad()
 def per_position_loss(model: TransformerBridge, tokens: Int[Tensor, "batch pos"], hooks=()) -> Float[Tensor, " pos_minus_1"]:
     """Mean next-token loss at each position (entry i predicts token i+1), optionally under hooks."""
-    with torch.no_grad():
-        logits = model.run_with_hooks(tokens, fwd_hooks=list(hooks)) if hooks else model(tokens)
+    logits = model.run_with_hooks(tokens, fwd_hooks=list(hooks)) if hooks else model(tokens)
     return next_token_loss(logits, tokens, per_token=True).mean(0).cpu()
 
 
-def repeated_half_loss(loss_by_pos: Float[Tensor, " pos_minus_1"], half: int) -> float:
-    """Loss on the tokens of the second copy that are predictable from the first (positions half+1…)."""
-    return loss_by_pos[half:].mean().item()
+def repeated_half_loss(loss_by_pos: Float[Tensor, " pos_minus_1"], second_copy_start: int) -> float:
+    """Loss on the second-copy tokens that the first copy predicts.
+
+    Entry i predicts token i+1; the first token of the second copy (at `second_copy_start`) is not
+    predictable, the ones after it are: entries second_copy_start ... end.
+    """
+    return loss_by_pos[second_copy_start:].mean().item()
+
+
+def first_copy_loss(loss_by_pos: Float[Tensor, " pos_minus_1"], prefix: int, half: int) -> float:
+    """Loss on the first copy's tokens after its first: random, so no algorithm can predict them."""
+    return loss_by_pos[prefix : prefix + half - 1].mean().item()
 
 
 def icl_score(loss_by_pos: Float[Tensor, " pos_minus_1"], window: int = 4) -> float:
@@ -67,37 +40,43 @@ def icl_score(loss_by_pos: Float[Tensor, " pos_minus_1"], window: int = 4) -> fl
     return (loss_by_pos[-window:].mean() - loss_by_pos[1 : 1 + window].mean()).item()
 
 
-def k_composition(model: TransformerBridge) -> Float[Tensor, "head_l0 head_l1"]:
-    """K-composition of each layer-0 head into each layer-1 head (Elhage et al., 2021).
+def ov_qk(model: TransformerBridge, writer: int = 0, reader: int = 1) -> tuple[Tensor, Tensor]:
+    """W_OV of every head of layer `writer` and W_QK of every head of layer `reader`, each (head, d_model, d_model).
 
-    ||W_OV^0 (W_QK^1)^T||_F / (||W_OV^0||_F ||W_QK^1||_F): how much of what head 0 writes is read by
-    head 1's keys. Row-vector convention: W_OV = W_V W_O and W_QK = W_Q W_K^T, both (d_model, d_model).
+    Row-vector convention: W_OV = W_V W_O and W_QK = W_Q W_Kᵀ.
     """
     with torch.no_grad():
-        ov = model.W_V[0] @ model.W_O[0]  # (head, d_model, d_model)
-        qk = model.W_Q[1] @ model.W_K[1].transpose(-1, -2)  # (head, d_model, d_model)
-        composed = ov[:, None] @ qk[None].transpose(-1, -2)  # (head_l0, head_l1, d_model, d_model)
-        norms = ov.norm(dim=(-2, -1))[:, None] * qk.norm(dim=(-2, -1))[None, :]
-        return (composed.norm(dim=(-2, -1)) / norms).cpu()
+        ov = model.W_V[writer] @ model.W_O[writer]  # (head, d_model, d_model)
+        qk = model.W_Q[reader] @ model.W_K[reader].transpose(-1, -2)  # (head, d_model, d_model)
+    return ov.cpu(), qk.cpu()
 
 
-def random_composition_baseline(d_model: int, d_head: int, samples: int = 200, seed: int = 0) -> float:
-    """The K-composition of random low-rank matrices of the same shapes: the score of 'no relation'."""
-    g = torch.Generator().manual_seed(seed)
-
-    def low_rank() -> Tensor:
-        return torch.randn(samples, d_model, d_head, generator=g) @ torch.randn(samples, d_head, d_model, generator=g)
-
-    a, b = low_rank(), low_rank()
-    return ((a @ b.transpose(-1, -2)).norm(dim=(-2, -1)) / (a.norm(dim=(-2, -1)) * b.norm(dim=(-2, -1)))).mean().item()
+def composition_score(ov: Float[Tensor, "... d d"], qk: Float[Tensor, "... d d"]) -> Float[Tensor, "..."]:
+    """K-composition ||W_OV W_QKᵀ||_F / (||W_OV||_F ||W_QK||_F) (Elhage et al., 2021), broadcasting."""
+    return (ov @ qk.transpose(-1, -2)).norm(dim=(-2, -1)) / (ov.norm(dim=(-2, -1)) * qk.norm(dim=(-2, -1)))
 
 
-def ablate_head_hook(layer: int, head: int, mean_over: Tensor | None = None):
-    """A hook on blocks.{layer}.attn.hook_z that replaces one head's output with its mean (or zero)."""
+def k_composition(model: TransformerBridge) -> Float[Tensor, "head_l0 head_l1"]:
+    """K-composition of each layer-0 head into each layer-1 head: how much of what the layer-0 head
+    writes lands in the subspace the layer-1 head's keys read."""
+    ov, qk = ov_qk(model)
+    return composition_score(ov[:, None], qk[None])
 
-    def hook(z: Float[Tensor, "batch pos head d_head"], hook=None) -> Tensor:
-        z = z.clone()
-        z[:, :, head] = 0.0 if mean_over is None else mean_over.to(z)
-        return z
 
-    return Z.format(layer=layer), hook
+def random_rotations(d: int, samples: int, generator: torch.Generator) -> Float[Tensor, "samples d d"]:
+    """Haar-random orthogonal matrices (QR of a Gaussian, signs fixed so the law is uniform)."""
+    q, r = torch.linalg.qr(torch.randn(samples, d, d, generator=generator, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
+
+
+def k_composition_null(model: TransformerBridge, samples: int = 200, seed: int = 0) -> Float[Tensor, "head_l0 head_l1 samples"]:
+    """The K-composition each pair would have if the reader's basis were unrelated to the writer's.
+
+    Each sample rotates the residual stream between the two heads by a random rotation R:
+    ||W_OV R W_QKᵀ|| / (||W_OV|| ||W_QK||). Both matrices keep their norms, ranks and spectra;
+    only their alignment is random. The mean of the squared null score is 1/d_model.
+    """
+    ov, qk = (m.double() for m in ov_qk(model))
+    rotations = random_rotations(ov.shape[-1], samples, torch.Generator().manual_seed(seed))  # (samples, d, d)
+    rotated = ov[:, None] @ rotations[None]  # (head_l0, samples, d, d)
+    return composition_score(rotated[:, None], qk[None, :, None]).float()  # (head_l0, head_l1, samples)

@@ -14,7 +14,7 @@ from explorer import models
 from explorer.data import corpus
 from explorer.errors import check_choice
 from explorer.models.tokenizer import token_strings as visible_token_strings
-from explorer.techniques.heads import repeated_random_tokens
+from explorer.techniques.probes import repeated_random_tokens
 
 TEXT_PROMPTS = {
     "code": (

@@ -1,0 +1,154 @@
+"""The canonical probe set: one seeded set of inputs per model, shared by every page that scores heads.
+
+Each page used to build its own repeated-token rows (repeat lengths 12, 24 and 32 for the same
+model), so one head had three induction scores. Now the head wiki, the induction article and the
+patching article all read `probe_set(model, name, scale)` and score with `head_scores`:
+
+- `repeated`: rows of `prefix + r + r`, with `r` a block of `half` *distinct* random tokens (so
+  every query of the second copy has exactly one induction target and one duplicate), drawn from
+  the model's ordinary vocabulary with a fixed generator. `half` is `REPEAT_FRACTION` of the
+  context, the same fraction for every model; how the score depends on it is drawn once, on the
+  induction page (figure induction-repeat-length).
+- `text`: held-out rows of the model's own data (for induction-2l: periodic rows it was not trained on).
+
+Previous-token and first-token scores are measured on `text`, duplicate-token and induction scores
+on `repeated` (text repeats too rarely). The averaging is explorer.techniques.heads's, the only one.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pandas as pd
+import torch
+from jaxtyping import Int
+from torch import Tensor
+from transformer_lens.head_detector import compute_head_attention_similarity_score, get_induction_head_detection_pattern
+
+from explorer.techniques import heads
+
+PROBE_SEED = 1234  # apart from every training and held-out generator
+REPEAT_FRACTION = 3 / 8  # each copy is 3/8 of the context: the two copies fill three quarters of it
+MAX_HALF = 48  # ... up to 48 tokens per copy (the zoo's longest context, 128), so hub models stay cheap to patch
+ROWS = {"smoke": 16, "full": 64}  # repeated rows
+TEXT_ROWS = {"smoke": 16, "full": 64}  # held-out text rows (the ablations split them into text and reference)
+TEXT_KINDS = ("previous_token", "first_token")
+REPEAT_KINDS = ("duplicate_token", "induction")
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """The inputs every page scores a model's heads on (token ids on the CPU)."""
+
+    name: str
+    repeated: Int[Tensor, "rows pos"]  # prefix + r + r
+    prefix: int  # start tokens before the first copy (0 or 1)
+    half: int  # tokens per copy
+    text: Int[Tensor, "text_rows n_ctx"]  # held-out rows
+
+    @property
+    def second_copy(self) -> slice:
+        """Positions of the second copy, where induction applies."""
+        return slice(self.prefix + self.half, self.prefix + 2 * self.half)
+
+
+def repeat_length(n_ctx: int, n_prefix: int = 0, fraction: float = REPEAT_FRACTION) -> int:
+    """Tokens per copy for a context of `n_ctx`: `fraction` of it (at most MAX_HALF), and both copies must fit."""
+    return max(2, min(math.floor(n_ctx * fraction), MAX_HALF, (n_ctx - n_prefix) // 2))
+
+
+def repeated_random_tokens(
+    n_batch: int, half: int, vocab: Sequence[int] | Tensor, generator: torch.Generator, prefix: Sequence[int] = ()
+) -> Int[Tensor, "batch pos"]:
+    """[prefix] + r + r, with r `half` distinct tokens drawn from `vocab`: the standard induction probe.
+
+    Distinct tokens make the targets unambiguous: a query in the second copy has one earlier copy
+    of its token, and one token after it.
+    """
+    vocab = torch.as_tensor(vocab if isinstance(vocab, Tensor) else list(vocab))
+    if half > len(vocab):
+        raise ValueError(f"cannot draw {half} distinct tokens from a vocabulary of {len(vocab)}")
+    order = torch.rand(n_batch, len(vocab), generator=generator).argsort(-1)  # a random permutation per row
+    first = vocab[order[:, :half]]  # (batch, half)
+    start = torch.as_tensor(list(prefix), dtype=first.dtype).expand(n_batch, len(prefix))
+    return torch.cat([start, first, first], dim=1)
+
+
+def repeated_rows(model, n_rows: int, half: int, seed: int = PROBE_SEED) -> tuple[Int[Tensor, "rows pos"], int]:
+    """`n_rows` repeated rows for `model` with copies of `half` tokens; returns (rows, prefix length)."""
+    from explorer.techniques import prompts  # prompts imports this module for its own repeat prompt
+
+    start = prompts.start_tokens(model)
+    generator = torch.Generator().manual_seed(seed)
+    return repeated_random_tokens(n_rows, half, prompts.sampling_vocab(model), generator, start), len(start)
+
+
+_SETS: dict[tuple[str, str, int], ProbeSet] = {}
+
+
+def probe_set(model, name: str, scale: str) -> ProbeSet:
+    """The canonical probe set of model `name` at `scale` (the same rows on every call)."""
+    from explorer.techniques import prompts
+
+    key = (name, scale, model.cfg.n_ctx)
+    if key not in _SETS:
+        prefix = len(prompts.start_tokens(model))
+        half = repeat_length(model.cfg.n_ctx, prefix)
+        repeated, prefix = repeated_rows(model, ROWS[scale], half)
+        text = prompts.heldout_tokens(SimpleNamespace(scale=scale), model, name, TEXT_ROWS[scale], model.cfg.n_ctx).cpu()
+        _SETS[key] = ProbeSet(name, repeated, prefix, half, text)
+    return _SETS[key]
+
+
+@torch.no_grad()
+def head_scores(model, probe: ProbeSet) -> pd.DataFrame:
+    """One row per head: layer, head and the four detector scores on the probe (see module doc)."""
+    device = model.cfg.device
+    on_text = heads.head_scores(model, probe.text.to(device), TEXT_KINDS)
+    on_repeats = heads.head_scores(model, probe.repeated.to(device), REPEAT_KINDS)
+    return on_text.merge(on_repeats, on=["layer", "head"])[["layer", "head", *heads.HEAD_KINDS]]
+
+
+def score_grid(table: pd.DataFrame, kind: str) -> torch.Tensor:
+    """A `head_scores` column as a (layer, head) tensor."""
+    n_layers, n_heads = int(table["layer"].max()) + 1, int(table["head"].max()) + 1
+    grid = torch.full((n_layers, n_heads), float("nan"))
+    for row in table.itertuples():
+        grid[int(row.layer), int(row.head)] = float(getattr(row, kind))
+    return grid
+
+
+@torch.no_grad()
+def library_induction_scores(model, tokens: Int[Tensor, "rows pos"]) -> torch.Tensor:
+    """TransformerLens's own induction score per head, (layer, head): `detect_head`'s "mul" measure.
+
+    detect_head(model, prompts, "induction_head") scores each prompt with
+    compute_head_attention_similarity_score on get_induction_head_detection_pattern and averages
+    over prompts; we do the same on our token rows (detect_head itself only takes strings and
+    re-tokenizes them). The measure divides by *every* query row, including the first copy, where
+    there is nothing to copy, so a perfect induction head scores about half.
+    """
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter=lambda n: n in names)
+    scores = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for b in range(tokens.shape[0]):
+        detection = get_induction_head_detection_pattern(tokens[b : b + 1].cpu()).to(cache[names[0]].device)
+        for layer, name in enumerate(names):
+            for head in range(model.cfg.n_heads):
+                scores[layer, head] += compute_head_attention_similarity_score(
+                    cache[name][b, head], detection, exclude_bos=False, exclude_current_token=False, error_measure="mul")
+    return scores / tokens.shape[0]
+
+
+def uniform_induction_score(probe: ProbeSet) -> float:
+    """The induction score of a head that spreads its attention evenly over the positions it may see:
+    the chance level. Query q (0-based) sees q + 1 keys, one of which is its target."""
+    queries = torch.arange(probe.second_copy.start, probe.second_copy.stop, dtype=torch.float64)
+    return (1.0 / (queries + 1)).mean().item()
+
+
+def uniform_previous_token_score(n_pos: int) -> float:
+    """The previous-token score of uniform attention over rows 1 .. n_pos-1 of a causal pattern."""
+    queries = torch.arange(1, n_pos, dtype=torch.float64)
+    return (1.0 / (queries + 1)).mean().item()
