@@ -279,8 +279,7 @@ def boundary_view(points: list[dict]) -> alt.LayerChart:
         x=alt.X("x0:Q", scale=AXIS, title="x₁", axis=alt.Axis(grid=False)), x2="x1:Q",
         y=alt.Y("y0:Q", scale=AXIS, title="x₂", axis=alt.Axis(grid=False)), y2="y1:Q",
         color=alt.Color("p:Q", scale=PROB_COLORS, title="P(class 1)", legend=alt.Legend(orient="bottom", gradientLength=160)),
-        tooltip=[alt.Tooltip("x:Q", format=".2f", title="x₁"), alt.Tooltip("y:Q", format=".2f", title="x₂"),
-                 alt.Tooltip("p:Q", format=".2f", title="P(class 1)")],
+        # no tooltip: re-formatting one per cell at every slider step costs a tenth of the step
     )
     dots = alt.Chart(alt.Data(values=points)).transform_lookup(
         lookup="d", from_=alt.LookupData(data=alt.NamedData(name="cfg"), key="dataset", fields=["dataset"]),
@@ -435,7 +434,9 @@ def playground_chart(train: TrainSettings, grid: dict) -> alt.VConcatChart:
         neurons_view(),
         alt.hconcat(forward, backward),
     ).resolve_scale(color="independent", shape="independent").properties(spacing=24)
-    return panel.finish(chart, renderer="canvas")  # ~7,000 cells: a canvas redraws them at every step far faster
+    # thousands of cells: a canvas redraws them faster than SVG, and they never move, so a slider step
+    # only re-encodes their colour (fixedPositions, docs/assets/javascripts/explorer/layout.js)
+    return panel.finish(chart, renderer="canvas", fixedPositions=True)
 
 
 # ---------------------------------------------------------------------------------------------

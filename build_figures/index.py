@@ -1,5 +1,8 @@
 """The home page: one small live figure for each section, each a real result from its article's models.
 
+Each is shown first as its build-time picture (preview=True, explorer/pipeline/preview.py), so the
+home page loads without running any figure; pointing at one makes it live.
+
 - home-xor: the playground's default network learning XOR (build_figures/backprop.py's own run).
 - home-ravine: plain gradient descent and Adam on the loss-landscape article's ravine surface.
 - home-induction: the induction stripe, the attention of induction-2l's best induction head on the
@@ -71,7 +74,7 @@ def home_xor(ctx: FigureContext) -> alt.Chart:
     dots = alt.Chart(points).mark_point(filled=True, size=16, strokeWidth=0.6, stroke=charts.PAPER).encode(
         x="x:Q", y="y:Q", color=alt.Color("c:N", scale=alt.Scale(domain=[0, 1], range=[charts.NEG, charts.POS]), legend=None),
     )
-    return panel.finish(alt.layer(plane, dots).properties(width=SIZE, height=SIZE))
+    return panel.finish(alt.layer(plane, dots).properties(width=SIZE, height=SIZE).configure_axis(grid=False), preview=True)
 
 
 @figure(
@@ -108,7 +111,7 @@ def home_ravine(ctx: FigureContext) -> alt.Chart:
     heads = walked.transform_filter(alt.datum.t == step).mark_circle(size=50, clip=True, opacity=1).encode(
         x="x:Q", y="y:Q", color=alt.Color("optimizer:N", scale=colours, legend=None),
         tooltip=["optimizer:N", alt.Tooltip("t:Q", title="step"), alt.Tooltip("x:Q", format=".2f", title="θ₁"), alt.Tooltip("y:Q", format=".2f", title="θ₂")])
-    return panel.finish(alt.layer(background, lines, heads).properties(width=SIZE, height=SIZE))
+    return panel.finish(alt.layer(background, lines, heads).properties(width=SIZE, height=SIZE).configure_axis(grid=False), preview=True)
 
 
 @figure(
@@ -135,7 +138,7 @@ def home_induction(ctx: FigureContext) -> alt.Chart:
     ctx.claim("head", f"L{layer}H{head}")
     ctx.claim("induction_score", float(best["induction"]))
     ctx.claim("uniform_induction_score", probes.uniform_induction_score(probe))
-    return (
+    return charts.Panel().finish(
         alt.Chart(frame)
         .mark_rect()
         .encode(
@@ -145,4 +148,6 @@ def home_induction(ctx: FigureContext) -> alt.Chart:
             tooltip=[alt.Tooltip("q:O", title="query"), alt.Tooltip("k:O", title="key"), alt.Tooltip("a:Q", format=".2f", title="attention")],
         )
         .properties(width=SIZE, height=SIZE, title=f"head L{layer}H{head}")
+        .configure_axis(grid=False),
+        preview=True,
     )

@@ -623,3 +623,23 @@ def test_try_links_in_the_prose_set_the_figure(browser, site_url):
         assert not tab.problems, tab.problems
     finally:
         tab.close()
+
+
+def test_home_figures_are_pictures_until_the_reader_points_at_one(browser, site_url):
+    """The home page runs no figure at load (it stays light); pointing at a picture makes it live."""
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url)
+        tab.page.wait_for_load_state("load")
+        tab.page.wait_for_timeout(300)
+        figure = tab.page.locator("figure#fig-home-xor")
+        assert figure.get_attribute("data-rendered") == "lazy"
+        assert figure.locator("img.explorer-preview--light").is_visible()
+        assert tab.page.evaluate("() => typeof window.vegaEmbed") == "undefined"  # the Vega library has not even loaded
+        figure.locator(".explorer-figure__chart").hover()
+        tab.page.wait_for_function("() => document.querySelector('#fig-home-xor').dataset.rendered === 'true'", timeout=RENDER_TIMEOUT_MS)
+        assert figure.locator("img.explorer-preview").count() == 0 and figure.locator("svg, canvas").count() > 0
+        assert figure.locator("input[type=range][name=step]").count() == 1
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()

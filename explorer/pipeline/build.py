@@ -34,6 +34,7 @@ from explorer.pipeline.context import FigureContext, Scale
 from explorer.pipeline.hashing import frozen_files, input_hash, save_source_index
 from explorer.pipeline.index import FigureInfo, scan
 from explorer.pipeline.registry import Figure
+from explorer.pipeline import preview
 from explorer.pipeline.spec import SpecError, check_compiles, externalize_datasets, spec_of
 
 MANIFEST = "manifest.json"
@@ -245,10 +246,13 @@ def _build_one(item: Planned, out: Path, scale: Scale, device, model: str | None
 
         seed_everything(fig.seed)
         chart = fig.producer(ctx)
-        spec, datasets = externalize_datasets(spec_of(chart))
+        inline = spec_of(chart)
+        spec, datasets = externalize_datasets(inline)
         check_compiles(spec)
         for name, values in datasets.items():
             jsonio.write_json(staging / "data" / f"{name}.json", values)
+        if preview.wants_preview(spec):
+            preview.write_previews(inline, staging)
         if ctx.claims:
             jsonio.write_json(staging / "claims.json", ctx.claims)
         spec_text = jsonio.dumps(spec) + "\n"

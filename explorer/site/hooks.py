@@ -110,9 +110,13 @@ def _figure_html(entry: dict[str, Any], fid: str, root: str) -> str:
     base = f"{root}/figures/{fid}/"
     data_files = sorted(p.name for p in (_figures_dir / fid / "data").glob("*.json"))
     data_links = " ".join(f'<a href="{base}data/{esc(n)}" download>{esc(n)}</a>' for n in data_files)
+    pictures = _preview_html(fid, base, entry["title"])
+    focusable = ' tabindex="0"' if pictures else ""  # a picture comes alive on focus too
     return (
-        f'<figure class="explorer-figure" id="fig-{esc(fid)}" data-figure="{esc(fid)}" data-base="{esc(base)}">\n'
-        f'<div class="explorer-figure__chart" role="img" aria-label="{esc(entry["title"])}"></div>\n'
+        f'<figure class="explorer-figure" id="fig-{esc(fid)}" data-figure="{esc(fid)}" data-base="{esc(base)}"'
+        f'{" data-preview" if pictures else ""}>\n'
+        f'<div class="explorer-figure__chart" role="img" aria-label="{esc(entry["title"])}"{focusable}>'
+        f'{pictures}</div>\n'
         f'<figcaption><strong>{esc(entry["title"])}.</strong> {esc(entry["caption"])}\n'
         f'<span class="explorer-figure__meta">Model: {esc(entry["model"])} · '
         f'<a href="{root}/provenance/#{esc(fid)}">provenance</a> · '
@@ -120,6 +124,23 @@ def _figure_html(entry: dict[str, Any], fid: str, root: str) -> str:
         f'{" · data: " + data_links if data_links else ""}</span></figcaption>\n'
         f"</figure>\n"
     )
+
+
+def _preview_html(fid: str, base: str, title: str) -> str:
+    """The build-time pictures of a figure (explorer/pipeline/preview.py), one per palette, or ''."""
+    from explorer.pipeline.preview import SCHEMES, preview_size
+
+    tags = []
+    for scheme in SCHEMES:
+        file = _figures_dir / fid / f"preview-{scheme}.png"
+        if not file.exists():
+            return ""
+        size = preview_size(file)
+        dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
+        tags.append(f'<img class="explorer-preview explorer-preview--{scheme}" src="{base}preview-{scheme}.png"{dims} '
+                    'loading="lazy" decoding="async" '
+                    f'alt="{html.escape(title)} (a picture; it comes alive when you point at it)">')
+    return "".join(tags)
 
 
 def _claim(arg: str, where: str) -> str:

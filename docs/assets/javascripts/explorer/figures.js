@@ -9,17 +9,20 @@
 //             spec parameter (a slider over training steps with their labels and a play button)
 //   text      a text view under the chart (see textview.js)
 //   renderer  "svg" (default) or "canvas" for figures with thousands of marks
+//   fixedPositions  true: marks keep the position they entered with (a slider that only recolours
+//             thousands of cells then re-encodes their colour alone; see layout.js)
 // Figures draw when they come near the viewport, one at a time, so a page stays responsive; the
 // Vega library itself loads with the first figure. Control values live in the URL (state.js),
 // colours follow the palette (theme.js), and wide figures wrap instead of shrinking (layout.js).
 
 import { buildPanel, describeControls, narrow, parseValue, unbound } from "./controls.js";
-import { drawnWidth, narrowLegends, refit, wrappable } from "./layout.js";
+import { drawnWidth, narrowLegends, positionsOnEnter, refit, wrappable } from "./layout.js";
 import { linkState, readState, writeState } from "./state.js";
 import { isDark, resolveTokens, vegaConfig } from "./theme.js";
 import { updateTextView } from "./textview.js";
 
 const VEGA_URL = new URL("../../vendor/vega-bundle.js", import.meta.url).href;
+const REACH = ["pointerenter", "focusin", "touchstart", "click"];
 const NARROW = 600; // px of room below which legends move under their views
 const MAX_PASSES = 4;
 const specs = new Map(); // figure id -> Promise<spec>
@@ -48,17 +51,6 @@ const vegaReady = (() => {
     return promise;
   };
 })();
-
-/** Fetch (not run) the Vega library while the page is idle, so the first figure scrolled to draws at once. */
-function prefetchVega() {
-  if (window.vegaEmbed || document.querySelector("link[data-explorer-vega]")) return;
-  const link = document.createElement("link");
-  link.rel = "prefetch";
-  link.as = "script";
-  link.href = VEGA_URL;
-  link.dataset.explorerVega = "";
-  document.head.appendChild(link);
-}
 
 function fetchJSON(url, what) {
   return fetch(url).then((r) => {
@@ -220,6 +212,7 @@ async function draw(record, { keepLayout = false } = {}) {
 async function embed(record, spec, config, datasets) {
   if (record.finalize) record.finalize();
   record.finalize = null;
+  for (const picture of record.chart.querySelectorAll(".explorer-preview")) picture.remove();
   const resolved = resolveTokens(spec);
   delete resolved.usermeta;
   if (Object.keys(datasets).length) resolved.datasets = { ...(resolved.datasets || {}), ...datasets }; // drawn once, with its data
@@ -230,6 +223,7 @@ async function embed(record, spec, config, datasets) {
     tooltip: { theme: isDark() ? "dark" : "light" },
     loader: { baseURL: new URL(record.base, document.baseURI).href },
     downloadFileName: record.id,
+    ...(record.meta.fixedPositions ? { patch: positionsOnEnter } : {}),
   });
   record.view = result.view;
   record.finalize = result.finalize;
@@ -407,7 +401,6 @@ function setUp() {
   queue = Promise.resolve();
   const figures = [...document.querySelectorAll("figure.explorer-figure")];
   const records = figures.map(attach);
-  if (figures.length) prefetchVega();
   if (!("IntersectionObserver" in window)) { renderAll(); return; }
   observer = new IntersectionObserver((entries) => {
     for (const entry of entries) {
@@ -417,7 +410,19 @@ function setUp() {
       if (record) schedule(record);
     }
   }, { rootMargin: "200px 0px" }); // near the screen: drawn before it arrives, not the whole page at load
-  records.forEach((r) => observer.observe(r.el));
+  for (const r of records) {
+    if (r.el.hasAttribute("data-preview")) wakeOnReach(r);
+    else observer.observe(r.el);
+  }
+}
+
+/** A figure shown as its build-time picture comes alive when the reader reaches for it. */
+function wakeOnReach(record) {
+  const wake = () => {
+    for (const type of REACH) record.el.removeEventListener(type, wake);
+    schedule(record);
+  };
+  for (const type of REACH) record.el.addEventListener(type, wake, { passive: true });
 }
 
 function repaint() { // the palette changed: same layout, new colours

@@ -162,3 +162,31 @@ function plotWidthOf(node, prefix, groups) {
   if (node.width && typeof node.width === "object" && node.width.step) return null; // width from a step: leave it
   return null;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Speed: Vega re-runs a mark's whole `update` encoding for every item a signal touches. In a figure
+// whose items never move once drawn (the playground's planes: a slider only recolours them), the
+// positions can be set once, when an item enters, so a slider step re-encodes only what changes.
+// The figure redraws when its layout changes (layout.js, resize), which re-enters every item.
+
+const POSITION = ["x", "x2", "y", "y2", "xc", "yc", "width", "height"];
+
+/** vega-embed `patch`: move mark positions from `update` to `enter` (group marks keep theirs). */
+export function positionsOnEnter(vgSpec) {
+  const visit = (node) => {
+    for (const mark of node.marks || []) {
+      if (mark.type === "group") { visit(mark); continue; }
+      const update = mark.encode && mark.encode.update;
+      if (!update) continue;
+      mark.encode.enter = mark.encode.enter || {};
+      for (const channel of POSITION) {
+        if (channel in update) {
+          mark.encode.enter[channel] = update[channel];
+          delete update[channel];
+        }
+      }
+    }
+  };
+  visit(vgSpec);
+  return vgSpec;
+}
