@@ -4,20 +4,27 @@ import altair as alt
 import pandas as pd
 import torch
 
+from explorer import charts
 from explorer.pipeline import FigureContext, figure
 from explorer.techniques import heads, probes, prompts
 
 ZOO_LABEL = "each model of the zoo (explorer.models.ZOO), trained by explorer/models/zoo.py"
 PROMPT_LABELS = {"code": "Python code", "prose": "docstring prose", "repeat": "random tokens, repeated"}
 KIND_LABELS = {"previous_token": "previous token", "duplicate_token": "duplicate token", "induction": "induction", "first_token": "first token"}
-STRIP_COLUMNS = 16  # tokens per line in the token strip
+THUMB = 72  # px per head in the overview
+DETAIL = 320  # px of the enlarged head
+HOVER_DEFAULT = 24  # the query shown first: a token of the second copy of the repeated prompt
+# A click picks the head under the pointer; a click on nothing (between heads) changes nothing,
+# so exactly one head is always picked.
+CLICK_ON_A_HEAD = "click[event.item && event.item.datum && event.item.datum.h != null]"
 
 
 def attention_payload(model, tokens: torch.Tensor, labels: list[str]) -> dict:
-    """One file per (model, prompt): every head's attention rows as whole percentages, and the tokens.
+    """One file per (model, prompt): every head's attention rows as whole percents, and the tokens.
 
-    A row is stored as a list (the key is its index), which is about six times lighter than one
-    record per (query, key).
+    A row is stored as a list (the key is its index), about six times lighter than one record per
+    (query, key). Zero weights are kept: the page draws them, so they look different from the
+    masked keys after the query, which are not drawn.
     """
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
@@ -28,37 +35,43 @@ def attention_payload(model, tokens: torch.Tensor, labels: list[str]) -> dict:
         for head in range(pattern.shape[0]):
             for q in range(pattern.shape[1]):
                 rows.append({"l": layer, "h": head, "q": q, "w": pattern[head, q, : q + 1].tolist()})
-    strip = [{"q": i, "t": text, "row": i // STRIP_COLUMNS, "col": i % STRIP_COLUMNS} for i, text in enumerate(labels)]
-    return {"attn": rows, "tokens": strip}
+    return {"attn": rows, "tokens": [{"p": i, "t": text} for i, text in enumerate(labels)]}
 
 
-def flattened(data: alt.Data) -> alt.Chart:
-    """Attention records (l, h, q, k, a) from the stored rows; zero weights are not drawn."""
+def flattening(chart, n_heads: int):
+    """Attention records (l, h, q, k, a) from the stored rows, zeros included, with the head's name."""
     return (
-        alt.Chart(data)
-        .transform_flatten(["w"], as_=["pct"])
+        chart.transform_flatten(["w"], as_=["pct"])
         .transform_window(rank="row_number()", groupby=["l", "h", "q"])
-        .transform_calculate(k="datum.rank - 1", a="datum.pct / 100")
-        .transform_filter("datum.pct > 0")
+        .transform_calculate(k="datum.rank - 1", a="datum.pct / 100", name="'L' + datum.l + 'H' + datum.h",
+                             i=f"datum.l * {n_heads} + datum.h")
     )
+
+
+def every_fifth(title: str) -> alt.Axis:
+    return alt.Axis(title=title, labelExpr="datum.value % 5 == 0 ? datum.label : ''", ticks=False, labelAngle=0)
 
 
 @figure(
     "heads-viewer",
     title="Every attention head, on code, prose and repeated random tokens",
     caption=(
-        "Top left: the attention pattern of every head (rows: queries, columns: keys; darker = more "
-        "attention). Click a head to enlarge it on the right. Below: the prompt's tokens; hover one to "
-        "see where the selected head looks from it (the token's attention row). Weights are rounded to "
-        "whole percents. Spaces are drawn ·, newlines ⏎."
+        "Left: the attention pattern of every head of the chosen model on the chosen prompt (rows: "
+        "queries, columns: keys; the stronger the colour, the more attention; the faintest tint is a zero "
+        "weight, blank cells are masked keys after the query). Click a head to enlarge it on the right; "
+        "the outlined row is the query hovered in the text. Under the chart, the "
+        "prompt as text: hover a token (or focus it and use the arrow keys) to colour every token by the "
+        "attention the enlarged head pays it from there. Weights are rounded to whole percents; spaces "
+        "are drawn ·, newlines ⏎."
     ),
     model=ZOO_LABEL,
     model_option=True,
 )
 def heads_viewer(ctx: FigureContext) -> alt.Chart:
-    runs, labels = [], []
+    runs, labels, n_heads = [], [], 1
     for name in prompts.zoo_or(ctx.model, ZOO_LABEL):
         model = prompts.load(ctx, name)
+        n_heads = max(n_heads, model.cfg.n_heads)
         for kind in prompts.prompt_kinds(name):
             tokens = prompts.prompt_tokens(model, name, kind)
             ctx.asset(f"attn/{name}--{kind}.json", attention_payload(model, tokens, prompts.token_strings(model, tokens[0])))
@@ -67,62 +80,78 @@ def heads_viewer(ctx: FigureContext) -> alt.Chart:
     default = "induction-2l--repeat" if "induction-2l--repeat" in runs else runs[0]
     ctx.claim("runs", len(runs))
 
-    attn, strip_data = alt.Data(name="attn"), alt.Data(name="tokens")
-    pick = alt.selection_point(name="pick", fields=["l", "h"], on="click", value=[{"l": 0, "h": 0}], clear=False)
-    query = alt.selection_point(name="query", fields=["q"], on="pointerover", value=[{"q": 24}], clear=False)  # a token of the second copy
-    blues = alt.Scale(scheme="blues", domain=[0, 1])
+    panel = charts.Panel()
+    # models differ in layers and heads: a fresh view puts the picked head back on L0H0
+    panel.data("run", runs, label="Model and prompt", labels=labels, default=default, fresh=True)
+    panel.source("attn/{run}.json", datasets=["attn", "tokens"])
+    return panel.finish(viewer_chart(n_heads), text=viewer_text())
 
-    overview = (
-        flattened(attn)
-        .mark_rect()
+
+def viewer_chart(n_heads: int) -> alt.VConcatChart | alt.HConcatChart:
+    attn, tokens = alt.Data(name="attn"), alt.Data(name="tokens")
+    pick = alt.selection_point(name="pick", fields=["l", "h"], on=CLICK_ON_A_HEAD, value=[{"l": 0, "h": 0}],
+                               clear=False, toggle=False)
+    hovered = alt.param(name="hq", value=HOVER_DEFAULT)  # the query under the pointer in the text view
+    attention = charts.sequential((0, 1))
+
+    cells = alt.Chart().mark_rect().encode(
+        x=alt.X("k:O", axis=None), y=alt.Y("q:O", axis=None), color=alt.Color("a:Q", scale=attention, title="attention"),
+    ).properties(name="thumb")  # named: Altair cannot lift a facet's params from an unnamed layer
+    frame = (  # one clickable frame per head, on top: a click anywhere in a thumbnail picks that head
+        alt.Chart()
+        .transform_filter("datum.q == 0 && datum.k == 0")
+        .mark_rect(fill=charts.PAPER, fillOpacity=0, cursor="pointer")
         .encode(
-            x=alt.X("k:O", axis=None),
-            y=alt.Y("q:O", axis=None),
-            color=alt.Color("a:Q", scale=blues, legend=None),
-            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.3)),
+            x=alt.value(0), x2=alt.value(THUMB), y=alt.value(0), y2=alt.value(THUMB),
+            stroke=alt.condition(pick, alt.value(charts.ACCENT), alt.value(charts.RULE)),
+            strokeWidth=alt.condition(pick, alt.value(3), alt.value(1)),
+            tooltip=[alt.Tooltip("name:N", title="head"), alt.Tooltip("l:O", title="layer")],
         )
-        .properties(width=64, height=64)
         .add_params(pick)
-        .facet(row=alt.Row("l:O", title="layer"), column=alt.Column("h:O", title="head"))
+        .properties(name="head_frame")
     )
-    detail = (
-        flattened(attn)
+    overview = (
+        flattening(alt.layer(cells, frame, data=attn), n_heads)
+        .properties(width=THUMB, height=THUMB)
+        .facet(facet=alt.Facet("name:N", title=None, sort=alt.EncodingSortField("i", op="min"),
+                               header=alt.Header(labelFontSize=charts.LABEL_SIZE, labelPadding=2)),
+               columns=n_heads, spacing=8)
+    )
+    looked_up = (
+        flattening(alt.Chart(attn), n_heads)
         .transform_filter(pick)
-        .mark_rect()
-        .encode(
-            x=alt.X("k:O", title="key position"),
-            y=alt.Y("q:O", title="query position"),
-            color=alt.Color("a:Q", scale=blues, title="attention"),
-            tooltip=[alt.Tooltip("l:O", title="layer"), alt.Tooltip("h:O", title="head"), "q:O", "k:O", alt.Tooltip("a:Q", format=".2f")],
-        )
-        .properties(width=300, height=300, title="selected head")
+        .transform_lookup(lookup="q", from_=alt.LookupData(tokens, key="p", fields=["t"]), as_=["tq"])
+        .transform_lookup(lookup="k", from_=alt.LookupData(tokens, key="p", fields=["t"]), as_=["tk"])
     )
-    cell = {"x": alt.X("col:O", axis=None), "y": alt.Y("row:O", axis=None)}
-    weights = (
-        flattened(attn)
-        .transform_filter(pick)
-        .transform_filter(query)
-        .transform_calculate(row=f"floor(datum.k / {STRIP_COLUMNS})", col=f"datum.k % {STRIP_COLUMNS}")
-        .mark_rect()
-        .encode(**cell, color=alt.Color("a:Q", scale=blues, legend=None))
+    detail_cells = looked_up.mark_rect().encode(
+        x=alt.X("k:O", axis=every_fifth("key position")),
+        y=alt.Y("q:O", axis=every_fifth("query position")),
+        color=alt.Color("a:Q", scale=attention, title="attention"),
+        tooltip=[alt.Tooltip("name:N", title="head"), alt.Tooltip("q:O", title="query position"), alt.Tooltip("tq:N", title="query token"),
+                 alt.Tooltip("k:O", title="key position"), alt.Tooltip("tk:N", title="key token"),
+                 alt.Tooltip("a:Q", title="attention", format=".2f")],
     )
-    text = alt.Chart(strip_data).mark_text(fontSize=11, limit=44).encode(**cell, text=alt.Text("t:N"))
-    marker = alt.Chart(strip_data).transform_filter(query).mark_rect(fill=None, stroke="#e6550d", strokeWidth=2).encode(**cell)
-    hover_cells = (
-        alt.Chart(strip_data)
-        .mark_rect(fill="#000000", fillOpacity=0, stroke="#888888", strokeOpacity=0.25)
-        .encode(**cell, tooltip=[alt.Tooltip("q:O", title="position"), alt.Tooltip("t:N", title="token")])
-        .add_params(query)
+    hovered_row = (
+        alt.Chart(tokens)
+        .transform_filter("datum.p == hq")
+        .transform_calculate(q="datum.p")
+        .mark_rect(fill=None, stroke=charts.ACCENT, strokeWidth=2)
+        .encode(y="q:O")
     )
-    strip = alt.layer(weights, text, marker, hover_cells).properties(
-        width=STRIP_COLUMNS * 44, height=alt.Step(22), title="hover a token: where the selected head looks from it"
+    title = alt.Title(alt.expr("'Head L' + pick.l + 'H' + pick.h"), subtitle="the row outlined: the token hovered below")
+    detail = alt.layer(detail_cells, hovered_row).properties(width=DETAIL, height=DETAIL, title=title)
+    return alt.hconcat(overview, detail, spacing=28).add_params(hovered)
+
+
+def viewer_text() -> dict:
+    return charts.text_view(
+        "tokens", field="t", position="p", hover="hq", default=HOVER_DEFAULT,
+        label="The prompt as the model reads it. Hover a token, or focus it and use the arrow keys:",
+        color={"data": "attn", "match": {"l": "pick.l", "h": "pick.h", "q": "@hover"}, "values": "w", "scale": 0.01,
+               "label": "attention", "masked": "after the query (masked)",
+               "legend": "Colour: the attention the enlarged head pays each token from {@text} (position {@pos}). "
+                         "Dotted: later tokens, which it cannot see."},
     )
-    chart = alt.vconcat(alt.hconcat(overview, detail), strip)
-    return chart.properties(usermeta={"explorer": {
-        "controls": [{"name": "run", "label": "Model and prompt", "options": runs, "labels": labels, "default": default,
-                      "fresh": True}],  # models differ in layers and heads: a kept pick could point at no head
-        "source": {"url": "attn/{run}.json", "datasets": ["attn", "tokens"]},
-    }})
 
 
 def score_table(ctx: FigureContext, name: str) -> pd.DataFrame:
@@ -140,63 +169,143 @@ def top_head(table: pd.DataFrame, kind: str) -> tuple[str, float]:
     return f"L{int(best['layer'])}H{int(best['head'])}", float(best[kind])
 
 
+NULL_SEEDS = (0, 1, 2)  # untrained models of each architecture: the null every score is read against
+
+
+def untrained_scores(ctx: FigureContext, name: str) -> pd.DataFrame | None:
+    """The same detectors, on the same probe set, for untrained models of the same architecture
+    (one per seed in NULL_SEEDS): what a head scores before it has learnt anything. None for a model
+    that is not in the zoo (its architecture is not ours to rebuild)."""
+    from explorer.models import training, zoo
+
+    if name not in zoo.ZOO:
+        return None
+    trained = prompts.load(ctx, name)
+    probe = probes.probe_set(trained, name, ctx.scale)
+    tables = []
+    for seed in NULL_SEEDS:
+        arch = {**zoo.config(name, ctx.scale)["arch"], "seed": seed}
+        model = training.build_bridge(arch, tokenizer=zoo.tokenizer(name, ctx.scale), device=ctx.device).eval()
+        table = probes.head_scores(model, probe)
+        table.insert(0, "seed", seed)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def library_induction(ctx: FigureContext, name: str) -> pd.DataFrame:
+    """TransformerLens's own induction score (detect_head's "mul": every query row counts) per head."""
+    model = prompts.load(ctx, name)
+    grid = probes.library_induction_scores(model, probes.probe_set(model, name, ctx.scale).repeated)  # (layer, head)
+    return pd.DataFrame([{"layer": l, "head": h, "tl_induction": float(grid[l, h])}
+                         for l in range(grid.shape[0]) for h in range(grid.shape[1])])
+
+
 @figure(
     "heads-wiki",
-    title="A head wiki: four detector scores for every head of every model",
+    title="A head wiki: four detector scores for every head of every model, next to untrained models",
     caption=(
-        "Each cell is one head (columns: head index, rows: layer). Previous-token and first-token "
-        "scores are the mean attention a head puts on the previous token / on position 0, over held-out "
-        "text; duplicate-token and induction scores are its mean attention on earlier copies of the "
-        "current token / on the tokens right after them, over sequences of random tokens repeated once, "
-        "counting only queries that have such a target. 1 is a perfect head of that kind. The slider dims "
-        "heads that score below it."
+        "One block per model, one grid per kind of head (columns: head, rows: layer). Previous-token and "
+        "first-token scores are the mean attention a head puts on the previous token / on position 0, over "
+        "held-out text; duplicate-token and induction scores are its mean attention on the earlier copy of "
+        "the current token / on the token right after it, over random tokens repeated once, counting only "
+        "queries that have such a target (the canonical probe set, explorer/techniques/probes.py). 1 is a "
+        "perfect head of that kind. Each grid's title gives the best score of any head of three untrained "
+        "models of the same architecture, the null; the control shows one of them in full. Heads scoring at "
+        "least the slider's value are outlined. Hover a head for TransformerLens's own induction score."
     ),
     model=ZOO_LABEL,
     model_option=True,
 )
 def heads_wiki(ctx: FigureContext) -> alt.Chart:
     names = prompts.zoo_or(ctx.model, ZOO_LABEL)
-    table = pd.concat([score_table(ctx, name) for name in names], ignore_index=True)
+    tables, nulls = [], {}
     for name in names:
-        rows = table[table.model == name]
+        table = score_table(ctx, name).merge(library_induction(ctx, name), on=["layer", "head"])
+        null = untrained_scores(ctx, name)
         key = name.replace("-", "_")
-        for kind in ("induction", "previous_token"):
-            head, score = top_head(rows, kind)
+        for kind in heads.HEAD_KINDS:
+            head, score = top_head(table, kind)
             ctx.claim(f"{key}_{kind}_head", head)
             ctx.claim(f"{key}_{kind}_max", score)
-        ctx.claim(f"{key}_induction_heads_over_half", int((rows.induction > 0.5).sum()))
+            if null is not None:
+                ctx.claim(f"{key}_{kind}_null_max", float(null[kind].max()))  # the best untrained head, any seed
+                ctx.claim(f"{key}_{kind}_null_mean", float(null[kind].mean()))
+        best = table.loc[table["induction"].idxmax()]
+        ctx.claim(f"{key}_induction_head_tl", float(best["tl_induction"]))
+        ctx.claim(f"{key}_induction_heads_over_half", int((table.induction > 0.5).sum()))
+        ctx.claim(f"{key}_induction_heads_over_half_in_layer_0", int(((table.induction > 0.5) & (table.layer == 0)).sum()))
+        if null is not None:
+            nulls[name] = null
+            ctx.claim(f"{key}_induction_heads_over_null", int((table.induction > null.induction.max()).sum()))
+        tables.append(table)
+    table = pd.concat(tables, ignore_index=True)
     text_models = [name for name in names if prompts.reads_text(name)]
     if text_models:
         text_rows = table[table.model.isin(text_models)]
         ctx.claim("text_models_best_induction", float(text_rows.induction.max()))
         ctx.claim("text_models_best_previous_token", float(text_rows.previous_token.max()))
-    return wiki_chart(table, names)
+        text_nulls = [nulls[n] for n in text_models if n in nulls]
+        if text_nulls:
+            null_rows = pd.concat(text_nulls)
+            ctx.claim("text_models_null_best_induction", float(null_rows.induction.max()))
+            ctx.claim("text_models_null_best_previous_token", float(null_rows.previous_token.max()))
+    return wiki_chart(table, nulls, names)
 
 
-def wiki_chart(table: pd.DataFrame, names: list[str]) -> alt.Chart:
-    """Small heatmaps: one row of four (one per kind) for each model."""
-    long = table.melt(id_vars=["model", "layer", "head"], value_vars=list(heads.HEAD_KINDS), var_name="kind", value_name="score")
-    long["kind"] = long["kind"].map(KIND_LABELS)
-    long["score"] = long["score"].round(3)
+def wiki_rows(table: pd.DataFrame, nulls: dict[str, pd.DataFrame], names: list[str]) -> pd.DataFrame:
+    """Long rows (model, layer, head, kind, shown, score, untrained, tl) with each grid's title."""
+    rows = []
+    for name in names:
+        mine = table[table.model == name]
+        null = nulls.get(name)
+        first = null[null.seed == NULL_SEEDS[0]].set_index(["layer", "head"]) if null is not None else None
+        for i, kind in enumerate(heads.HEAD_KINDS):
+            bound = f"untrained: best {null[kind].max():.2f}" if null is not None else "no untrained null"
+            for r in mine.itertuples():
+                rows.append({
+                    "model": name, "layer": int(r.layer), "head": int(r.head), "k": i,
+                    "kind": f"{KIND_LABELS[kind]}|{bound}", "kname": KIND_LABELS[kind],  # kind: two header lines
+                    "trained": round(float(getattr(r, kind)), 3),
+                    "untrained": round(float(first.loc[(r.layer, r.head), kind]), 3) if first is not None else None,
+                    "tl": round(float(r.tl_induction), 3) if kind == "induction" else None,
+                })
+    return pd.DataFrame(rows)
 
-    threshold = alt.param(name="threshold", value=0.2, bind=alt.binding_range(min=0, max=1, step=0.05, name="dim heads scoring below "))
-    base = alt.Chart(long).encode(x=alt.X("head:O", title="head"), y=alt.Y("layer:O", title="layer"))
-    cells = base.mark_rect().encode(
-        color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), title="score"),
-        opacity=alt.condition("datum.score >= threshold", alt.value(1.0), alt.value(0.2)),
-        tooltip=["model:N", "layer:O", "head:O", "kind:N", alt.Tooltip("score:Q", format=".2f")],
-    )
-    numbers = base.mark_text(fontSize=10).encode(
-        text=alt.Text("score:Q", format=".2f"),
-        color=alt.condition("datum.score >= threshold && datum.score <= 0.6", alt.value("white"), alt.value("black")),
-    )
-    return (
-        alt.layer(cells, numbers)
-        .properties(width=alt.Step(34), height=66)
-        .add_params(threshold)
-        .facet(
-            row=alt.Row("model:N", title=None, sort=names, header=alt.Header(labelAngle=0, labelAlign="left")),
-            column=alt.Column("kind:N", title=None, sort=list(KIND_LABELS.values())),
+
+def wiki_chart(table: pd.DataFrame, nulls: dict[str, pd.DataFrame], names: list[str]) -> alt.Chart:
+    """Per model, a wrapped facet of small layer x head grids, one per kind: it wraps on a phone and
+    stays legible as models grow (a 12 x 12 grid per kind for GPT-2)."""
+    long = wiki_rows(table, nulls, names)
+    panel = charts.Panel()
+    threshold = panel.range("threshold", lo=0, hi=1, step=0.05, value=0.5, label="Outline heads scoring at least")
+    shown = panel.select("shown", ["trained", "untrained"], label="Heads of", radio=True,
+                         labels=["the trained model", f"an untrained model (seed {NULL_SEEDS[0]})"])
+    score = "(shown == 'trained' ? datum.trained : datum.untrained)"
+    blocks = []
+    for name in names:
+        rows = long[long.model == name]
+        base = (
+            alt.Chart(rows)
+            .transform_calculate(score=score)
+            .encode(x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0)), y=alt.Y("layer:O", title="layer"))
         )
-        .resolve_scale(y="independent")
-    )
+        cells = base.mark_rect().encode(
+            color=alt.Color("score:Q", scale=charts.sequential((0, 1)), title="score"),
+            stroke=alt.condition("datum.score >= threshold", alt.value(charts.ACCENT), alt.value(charts.RULE)),
+            strokeWidth=alt.condition("datum.score >= threshold", alt.value(2.5), alt.value(0.5)),
+            tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:O"), alt.Tooltip("head:O"), alt.Tooltip("kname:N", title="kind"),
+                     alt.Tooltip("trained:Q", title="score, trained", format=".3f"),
+                     alt.Tooltip("untrained:Q", title=f"same head, untrained (seed {NULL_SEEDS[0]})", format=".3f"),
+                     alt.Tooltip("tl:Q", title="TransformerLens detect_head (induction)", format=".3f")],
+        )
+        numbers = base.mark_text(fontSize=charts.SMALL_SIZE).encode(text=alt.Text("score:Q", format=".2f"), color=charts.ink_on("score"))
+        blocks.append(
+            alt.layer(cells, numbers)
+            .properties(width=alt.Step(34), height=alt.Step(22))
+            .facet(facet=alt.Facet("kind:N", title=None, sort=alt.EncodingSortField("k", op="min"),
+                                   header=alt.Header(labelFontSize=charts.LABEL_SIZE, labelExpr="split(datum.value, '|')")),
+                   columns=len(heads.HEAD_KINDS), spacing=14)
+            .properties(title=alt.Title(name, anchor="start", fontSize=13))
+        )
+    chart = alt.vconcat(*blocks, spacing=18).resolve_scale(color="shared")
+    return panel.finish(chart)

@@ -1,5 +1,7 @@
 """Loss landscapes: optimizers on four didactic surfaces, then a slice through a trained digits MLP."""
 
+import math
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -7,9 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from explorer import charts
 from explorer.jsonio import significant
 from explorer.models.digits import load_digits_split, train_digits
 from explorer.pipeline import FigureContext, figure
+from explorer.ensemble import MIN_SEEDS, claim_over_seeds, spread
 from explorer.techniques.landscape import (
     RAVINE_CURVATURES,
     SURFACES,
@@ -22,6 +26,13 @@ from explorer.techniques.landscape import (
     surface_minimum,
     trajectory_pca_directions,
 )
+
+SEEDS = tuple(range(MIN_SEEDS))  # three trained networks for every number the page quotes
+
+
+def per_seed_of(values) -> dict[int, float]:
+    """{seed: value} from values listed in SEEDS order (what explorer.ensemble records)."""
+    return dict(zip(SEEDS, (float(v) for v in values), strict=True))
 
 STEPS = 100  # optimizer steps on the 2-D surfaces
 LRS = (0.03, 0.1, 0.3)
@@ -69,14 +80,15 @@ def escape_step(runs: dict, optimizer: str, momentum: float) -> int:
     caption=(
         "Didactic surfaces: each is a hand-written function of two parameters, not a trained model. "
         f"The paths are real: torch.optim.SGD and torch.optim.Adam run for {STEPS} steps on the two parameters. "
-        "Colour: loss above the surface's global minimum (log scale). Pick the surface and start above the plot, "
-        "the optimizer, learning rate and momentum (SGD's momentum or Adam's beta1) below it, and scrub the step."
+        "Colour: loss above the surface's global minimum (log scale). Pick the surface and start, the optimizer, "
+        "learning rate and momentum (SGD's momentum or Adam's beta1), and slide or play the step; the second chart "
+        "compares SGD and Adam with the same settings."
     ),
     model="Analytic two-parameter surfaces (explorer/techniques/landscape.py); torch.optim SGD and Adam",
 )
 def optimizers(ctx: FigureContext) -> alt.Chart:
-    lrs = ctx.pick(smoke=(DEFAULT_LR,), full=LRS)
-    momenta = ctx.pick(smoke=(0.0, DEFAULT_MOMENTUM), full=MOMENTA)
+    lrs = LRS  # cheap at every scale (a few hundred steps on two parameters); the try links name them all
+    momenta = MOMENTA
     runs = {}
     for name, surface in SURFACES.items():
         for start in surface.starts:
@@ -115,13 +127,19 @@ def optimizers(ctx: FigureContext) -> alt.Chart:
     no_grid = alt.Axis(grid=False)  # grid lines would show through the heat map
     xy = {"x": alt.X("x:Q", scale=axis, axis=no_grid), "y": alt.Y("y:Q", scale=axis, axis=no_grid)}
     gap_scale = alt.Scale(type="log", domain=[GAP_FLOOR, 100], clamp=True)
-    opt = alt.param(name="optimizer", value="sgd", bind=alt.binding_select(options=list(OPTIMIZER_LABELS), labels=list(OPTIMIZER_LABELS.values()), name="Optimizer "))
-    lr = alt.param(name="lr", value=DEFAULT_LR, bind=alt.binding_select(options=list(lrs), name="Learning rate "))
-    momentum = alt.param(name="momentum", value=DEFAULT_MOMENTUM, bind=alt.binding_select(options=list(momenta), name="Momentum / Adam β1 "))
-    step = alt.param(name="step", value=STEPS, bind=alt.binding_range(min=0, max=STEPS, step=1, name="Step "))
+
+    panel = charts.Panel()
+    starts = SURFACES["ravine"].starts
+    panel.data("surface", list(SURFACES), label="Surface", labels=[s.label for s in SURFACES.values()], default="ravine", group="Surface")
+    panel.data("start", list(starts), label="Start", labels=[f"start {k}" for k in starts], default="A", group="Surface")
+    panel.source("runs/{surface}-{start}.json", datasets=["heat", "path", "start"])
+    opt = panel.select("optimizer", list(OPTIMIZER_LABELS), label="Optimizer", labels=list(OPTIMIZER_LABELS.values()), radio=True, group="Optimizer")
+    lr = panel.select("lr", list(lrs), label="Learning rate", value=DEFAULT_LR, radio=True, group="Optimizer")
+    momentum = panel.select("momentum", list(momenta), label="Momentum / Adam β1", value=DEFAULT_MOMENTUM, radio=True, group="Optimizer")
+    step = panel.steps("step", list(range(STEPS + 1)), label="Optimizer step", group="Optimizer")
 
     flat = alt.Chart(alt.Data(name="path")).transform_flatten(["t", "x", "y", "g"])
-    chosen = flat.transform_filter("datum.o == optimizer && datum.r == lr && datum.m == momentum")
+    chosen = flat.transform_filter(f"datum.o == {opt.name} && datum.r == {lr.name} && datum.m == {momentum.name}")
     heat = (
         alt.Chart(alt.Data(name="heat"))
         .transform_calculate(x0=f"datum.x - {overlap}", x1=f"datum.x + {overlap}", y0=f"datum.y - {overlap}", y1=f"datum.y + {overlap}")
@@ -131,44 +149,41 @@ def optimizers(ctx: FigureContext) -> alt.Chart:
             x2="x1:Q",
             y=alt.Y("y0:Q", scale=axis, title="θ₂", axis=no_grid),
             y2="y1:Q",
-            color=alt.Color("g:Q", scale=alt.Scale(type="log", scheme="viridis"), title="loss − min"),
+            color=alt.Color("g:Q", scale=log_sequential(GAP_FLOOR, 100), title="loss − min",
+                            legend=alt.Legend(values=[1e-6, 1e-4, 1e-2, 1, 100], format=".0e")),
             tooltip=[alt.Tooltip("x:Q", title="θ₁"), alt.Tooltip("y:Q", title="θ₂"), alt.Tooltip("g:Q", title="loss − min", format=".3g")],
         )
     )
-    walked = chosen.transform_filter("datum.t <= step")
-    path = walked.mark_line(color="white", strokeWidth=1.5, clip=True).encode(**xy, order="t:Q")
-    dots = walked.mark_circle(color="white", size=12, clip=True).encode(**xy)
+    walked = chosen.transform_filter(f"datum.t <= {step.name}")
+    path = walked.mark_line(color=charts.ACCENT, strokeWidth=1.5, clip=True).encode(**xy, order="t:Q")
+    dots = walked.mark_circle(color=charts.ACCENT, size=12, clip=True).encode(**xy)
     ball = (
-        chosen.transform_filter("datum.t == step")
-        .mark_circle(color="#ff5a36", size=110, stroke="white", strokeWidth=1.5, clip=True)
+        chosen.transform_filter(f"datum.t == {step.name}")
+        .mark_circle(color=charts.ACCENT, size=110, stroke=charts.PAPER, strokeWidth=1.5, clip=True, opacity=1)
         .encode(
             **xy,
             tooltip=[alt.Tooltip("t:Q", title="step"), alt.Tooltip("x:Q", title="θ₁"), alt.Tooltip("y:Q", title="θ₂"), alt.Tooltip("g:Q", title="loss − min", format=".3g")],
         )
     )  # fmt: skip
-    start = alt.Chart(alt.Data(name="start")).mark_point(shape="diamond", color="white", size=90, filled=True).encode(**xy)
+    start = alt.Chart(alt.Data(name="start")).mark_point(shape="diamond", color=charts.ACCENT_2, stroke=charts.PAPER, size=90, filled=True, opacity=1).encode(**xy)
     plane = alt.layer(heat, path, dots, ball, start).properties(width=280, height=280, title="Parameters (θ₁, θ₂)")
 
-    both = flat.transform_filter("datum.r == lr && datum.m == momentum").transform_calculate(name="datum.o == 'sgd' ? 'SGD' : 'Adam'")
+    both = flat.transform_filter(f"datum.r == {lr.name} && datum.m == {momentum.name}").transform_calculate(name="datum.o == 'sgd' ? 'SGD' : 'Adam'")
     curves = both.mark_line(clip=True).encode(
         x=alt.X("t:Q", title="step", scale=alt.Scale(domain=[0, STEPS])),
-        y=alt.Y("g:Q", scale=gap_scale, title="loss − min (log)"),
-        color=alt.Color("name:N", title=None, scale=alt.Scale(domain=["SGD", "Adam"], range=["#1f77b4", "#ff7f0e"]), legend=alt.Legend(orient="top-right")),
-        opacity=alt.condition("datum.o == optimizer", alt.value(1.0), alt.value(0.35)),
-        strokeWidth=alt.condition("datum.o == optimizer", alt.value(2.5), alt.value(1.2)),
+        y=alt.Y("g:Q", scale=gap_scale, title="loss − min (log)", axis=alt.Axis(format=".0e")),
+        color=alt.Color("name:N", title=None, scale=charts.series_scale(["SGD", "Adam"]), legend=alt.Legend(orient="top-right")),
+        opacity=alt.condition(f"datum.o == {opt.name}", alt.value(1.0), alt.value(0.45)),
+        strokeWidth=alt.condition(f"datum.o == {opt.name}", alt.value(2.5), alt.value(1.2)),
     )
-    now = alt.Chart(alt.Data(values=[{}])).mark_rule(color="#ff5a36").encode(x=alt.datum(alt.expr("step"), type="quantitative"))
-    curve_view = alt.layer(curves, now).properties(width=230, height=280, title="Loss above the minimum")
+    hover = charts.hover_rule(both, x="t", series="name", y="g", names=["SGD", "Adam"], x_title="step")
+    curve_view = alt.layer(curves, hover, charts.now_rule(step)).properties(width=230, height=280, title="Loss above the minimum")
+    return panel.finish(alt.hconcat(plane, curve_view).resolve_scale(color="independent"))
 
-    chart = alt.hconcat(plane, curve_view).add_params(opt, lr, momentum, step).resolve_scale(color="independent")
-    starts = SURFACES["ravine"].starts
-    return chart.properties(usermeta={"explorer": {
-        "controls": [
-            {"name": "surface", "label": "Surface", "options": list(SURFACES), "labels": [s.label for s in SURFACES.values()], "default": "ravine"},
-            {"name": "start", "label": "Start", "options": list(starts), "labels": [f"start {k}" for k in starts], "default": "A"},
-        ],
-        "source": {"url": "runs/{surface}-{start}.json", "datasets": ["heat", "path", "start"]},
-    }})  # fmt: skip
+
+def log_sequential(lo: float, hi: float) -> alt.Scale:
+    """The palette's one-hue scale on a log axis (its midpoint is the geometric mean)."""
+    return alt.Scale(type="log", domain=[lo, math.sqrt(lo * hi), hi], range=list(charts.SEQUENTIAL), interpolate="hcl", clamp=True)
 
 
 # --------------------------------------------------------------------------- a real network
@@ -181,20 +196,74 @@ def optimizers(ctx: FigureContext) -> alt.Chart:
         "Training cross-entropy of the digits MLP on a plane through its trained weights (the centre). "
         "Random plane: two random directions, filter-normalized (each neuron's slice rescaled to that neuron's weight norm; "
         "biases not moved), as in Li et al. 2018. PCA plane: the top two principal directions of the weights' path "
-        "over training. White: the training trajectory (its checkpoints) projected onto the plane; scrub the step."
+        "over training. Red: the training trajectory (its checkpoints) projected onto the plane, drawn up to the chosen step; "
+        "slide or play it. Seed 0; the page quotes three seeds."
     ),
-    model="MLP 64-64-32-10 (ReLU) trained on scikit-learn digits by explorer/models/digits.py (healthy regime, Adam)",
+    model="MLP 64-64-32-10 (ReLU) trained on scikit-learn digits by explorer/models/digits.py (healthy regime, Adam, seeds 0-2)",
 )
-def digits_slice(ctx: FigureContext) -> alt.Chart:
+def digits_slice(ctx: FigureContext) -> alt.TopLevelMixin:
     steps = ctx.pick(smoke=100, full=2000)
     grid = ctx.pick(smoke=9, full=31)  # points per side of the slice (odd: the trained weights are the centre cell)
-    trained = train_digits("mlp", "healthy", steps=steps, seed=0, checkpoints=ctx.pick(smoke=4, full=40))
+    found: dict[str, list[float]] = {}
+    for seed in SEEDS:  # the figure draws seed 0; the claims are over every seed
+        heat_rows, path_rows, cell, numbers, trained = slice_of_seed(ctx, seed, steps, grid)
+        for key, value in numbers.items():
+            found.setdefault(key, []).append(value)
+        if seed == SEEDS[0]:
+            shown = heat_rows, path_rows, cell, trained
+    for key, values in found.items():
+        claim_over_seeds(ctx, key, per_seed_of(values))
+    heat_rows, path_rows, cell, trained = shown
+    ctx.claim("train_steps", steps)
+    ctx.claim("parameters", sum(p.numel() for p in trained.model.parameters()))
+    ctx.claim("grid", grid)
+    ctx.claim("checkpoint_every", trained.steps[1])
+    ctx.claim("seeds", len(SEEDS))
+
+    panel = charts.Panel()
+    plane = panel.select("plane", ["random", "pca"], label="Plane", labels=["random, filter-normalized", "PCA of the trajectory"], radio=True)
+    upto = panel.steps("upto", trained.steps, label="Training step (path drawn up to)")
+    no_grid = alt.Axis(grid=False)  # grid lines would show through the heat map
+    half_a = f"(datum.p == 'random' ? {cell['random'][0]:.6g} : {cell['pca'][0]:.6g})"
+    half_b = f"(datum.p == 'random' ? {cell['random'][1]:.6g} : {cell['pca'][1]:.6g})"
+    lo, hi = min(r["loss"] for r in heat_rows), max(r["loss"] for r in heat_rows)
+    heat = (
+        alt.Chart(pd.DataFrame(heat_rows))
+        .transform_filter(f"datum.p == {plane.name}")
+        .transform_calculate(a0=f"datum.a - {half_a}", a1=f"datum.a + {half_a}", b0=f"datum.b - {half_b}", b1=f"datum.b + {half_b}")
+        .mark_rect()
+        .encode(
+            x=alt.X("a0:Q", title="α (first direction)", scale=alt.Scale(nice=False, zero=False), axis=no_grid),
+            x2="a1:Q",
+            y=alt.Y("b0:Q", title="β (second direction)", scale=alt.Scale(nice=False, zero=False), axis=no_grid),
+            y2="b1:Q",
+            color=alt.Color("loss:Q", scale=log_sequential(lo, hi), title="train loss", legend=alt.Legend(format=".0e")),
+            tooltip=[alt.Tooltip("a:Q", title="α"), alt.Tooltip("b:Q", title="β"), alt.Tooltip("loss:Q", format=".3g")],
+        )
+    )
+    walk = alt.Chart(pd.DataFrame(path_rows)).transform_filter(f"datum.p == {plane.name} && datum.step <= {upto.name}")
+    a_axis, b_axis = alt.X("a:Q", axis=no_grid), alt.Y("b:Q", axis=no_grid)
+    line = walk.mark_line(color=charts.ACCENT, strokeWidth=2).encode(x=a_axis, y=b_axis, order="step:Q")
+    dots = walk.mark_circle(color=charts.ACCENT, size=28, opacity=1).encode(
+        x=a_axis, y=b_axis, tooltip=[alt.Tooltip("step:Q"), alt.Tooltip("loss:Q", title="train loss", format=".3g")]
+    )
+    now = walk.transform_filter(f"datum.step == {upto.name}").mark_circle(color=charts.ACCENT, size=110, stroke=charts.PAPER,
+                                                                          strokeWidth=1.5, opacity=1).encode(x=a_axis, y=b_axis)
+    trained_point = alt.Chart(alt.Data(values=[{"a": 0, "b": 0, "what": "trained weights"}])).mark_point(
+        shape="cross", color=charts.INK, size=160, strokeWidth=3).encode(x=a_axis, y=b_axis, tooltip=alt.Tooltip("what:N", title=""))
+    chart = alt.layer(heat, line, dots, now, trained_point).properties(width="container", height=420)
+    return panel.finish(chart)
+
+
+def slice_of_seed(ctx: FigureContext, seed: int, steps: int, grid: int):
+    """The two slices of one seed's network: heat and path rows, the half cell sizes, and the numbers the page quotes."""
+    trained = train_digits("mlp", "healthy", steps=steps, seed=seed, checkpoints=ctx.pick(smoke=4, full=40))
     model = trained.model.to(ctx.device)
     x_train, y_train, _, _ = load_digits_split().tensors(ctx.device)
     path = [{k: v.to(ctx.device) for k, v in state.items()} for _, state in trained.checkpoints]
     center = {name: p.detach() for name, p in model.named_parameters()}
 
-    generator = torch.Generator().manual_seed(ctx.seed)
+    generator = torch.Generator().manual_seed(seed)
     random_plane = (filter_normalized_direction(model, generator), filter_normalized_direction(model, generator))
     pca_1, pca_2, variance = trajectory_pca_directions(path, center)
     planes = {"random": random_plane, "pca": (pca_1, pca_2)}
@@ -202,7 +271,7 @@ def digits_slice(ctx: FigureContext) -> alt.Chart:
     with torch.no_grad():  # the real training loss at each checkpoint, whatever the plane
         path_losses = [F.cross_entropy(functional_call(model, weights, (x_train,)), y_train).item() for weights in path]
 
-    heat_rows, path_rows, cell = [], [], {}
+    heat_rows, path_rows, cell, numbers = [], [], {}, {}
     for plane, directions in planes.items():
         coords = np.array([project_onto_plane(p, center, directions) for p in path])  # (checkpoints, 2)
         if plane == "random":
@@ -219,46 +288,15 @@ def digits_slice(ctx: FigureContext) -> alt.Chart:
         for step, (a, b), loss in zip(trained.steps, coords, path_losses):
             path_rows.append({"p": plane, "step": step, "a": float(f"{a:.3g}"), "b": float(f"{b:.3g}"), "loss": float(f"{loss:.3g}")})
         if plane == "random":
-            ctx.claim("center_loss", float(losses[len(betas) // 2, len(alphas) // 2]))
-            ctx.claim("random_center_margin", center_margin(losses))
-            ctx.claim("random_max_loss", float(losses.max()))
+            numbers["center_loss"] = float(losses[len(betas) // 2, len(alphas) // 2])
+            numbers["random_center_margin"] = center_margin(losses)
+            numbers["random_max_loss"] = float(losses.max())
         else:
-            ctx.claim("pca_min_loss", float(losses.min()))
+            numbers["pca_min_loss"] = float(losses.min())
         init_a, init_b = coords[0]
         offset = torch.cat([(path[0][k] - center[k]).reshape(-1) for k in center])
         captured = torch.cat([(init_a * directions[0][k] + init_b * directions[1][k]).reshape(-1) for k in center])
-        ctx.claim(f"{plane}_init_captured", float(captured.norm() / offset.norm()))
-    ctx.claim("pca_variance", float(variance.sum()))
-    ctx.claim("val_accuracy", trained.history[-1]["val_accuracy"])
-    ctx.claim("train_steps", steps)
-    ctx.claim("parameters", sum(p.numel() for p in center.values()))
-    ctx.claim("grid", grid)
-    ctx.claim("checkpoint_every", trained.steps[1])
-
-    plane_param = alt.param(name="plane", value="random", bind=alt.binding_select(options=["random", "pca"], labels=["random, filter-normalized", "PCA of the trajectory"], name="Plane "))
-    step_param = alt.param(name="upto", value=steps, bind=alt.binding_range(min=0, max=steps, step=trained.steps[1], name="Training step "))
-    no_grid = alt.Axis(grid=False)  # grid lines would show through the heat map
-    half_a = f"(datum.p == 'random' ? {cell['random'][0]:.6g} : {cell['pca'][0]:.6g})"
-    half_b = f"(datum.p == 'random' ? {cell['random'][1]:.6g} : {cell['pca'][1]:.6g})"
-    heat = (
-        alt.Chart(pd.DataFrame(heat_rows))
-        .transform_filter("datum.p == plane")
-        .transform_calculate(a0=f"datum.a - {half_a}", a1=f"datum.a + {half_a}", b0=f"datum.b - {half_b}", b1=f"datum.b + {half_b}")
-        .mark_rect()
-        .encode(
-            x=alt.X("a0:Q", title="α (first direction)", scale=alt.Scale(nice=False, zero=False), axis=no_grid),
-            x2="a1:Q",
-            y=alt.Y("b0:Q", title="β (second direction)", scale=alt.Scale(nice=False, zero=False), axis=no_grid),
-            y2="b1:Q",
-            color=alt.Color("loss:Q", scale=alt.Scale(type="log", scheme="viridis"), title="train loss"),
-            tooltip=[alt.Tooltip("a:Q", title="α"), alt.Tooltip("b:Q", title="β"), alt.Tooltip("loss:Q", format=".3g")],
-        )
-    )
-    walk = alt.Chart(pd.DataFrame(path_rows)).transform_filter("datum.p == plane && datum.step <= upto")
-    a_axis, b_axis = alt.X("a:Q", axis=no_grid), alt.Y("b:Q", axis=no_grid)
-    line = walk.mark_line(color="white", strokeWidth=2).encode(x=a_axis, y=b_axis, order="step:Q")
-    dots = walk.mark_circle(color="white", size=28, opacity=1).encode(
-        x=a_axis, y=b_axis, tooltip=[alt.Tooltip("step:Q"), alt.Tooltip("loss:Q", title="train loss", format=".3g")]
-    )
-    trained_point = alt.Chart(alt.Data(values=[{"a": 0, "b": 0}])).mark_point(shape="cross", color="#ff5a36", size=160, strokeWidth=3).encode(x=a_axis, y=b_axis)
-    return alt.layer(heat, line, dots, trained_point).add_params(plane_param, step_param).properties(width="container", height=420)
+        numbers[f"{plane}_init_captured"] = float(captured.norm() / offset.norm())
+    numbers["pca_variance"] = float(variance.sum())
+    numbers["val_accuracy"] = trained.history[-1]["val_accuracy"]
+    return heat_rows, path_rows, cell, numbers, trained

@@ -15,6 +15,7 @@ from explorer.techniques import patching, probes, prompts
 ZOO_LABEL = "each model of the zoo (explorer.models.ZOO, one training run each), trained by explorer/models/zoo.py"
 SMOKE_MODELS = ("attn-only-2l", "induction-2l")
 NULL_DRAWS = {"smoke": 4, "full": 10}
+LABELS = 3  # heads named in the ablation plot: the costliest that beat their null
 
 
 def induction_pair(model, name: str, scale: str) -> dict:
@@ -227,13 +228,13 @@ def ablation_table(ctx: FigureContext, name: str) -> tuple[pd.DataFrame, float]:
 
 @figure(
     "patching-ablation",
-    title="Knocking out one head at a time: does the loss care?",
+    title="Knocking out one head at a time, against a random push of the same size",
     caption=(
         "Each point is one head of the chosen model. Horizontal: its induction or previous-token score on the canonical "
         "probe. Vertical: how much the next-token loss on held-out rows rises when the head's output is replaced: by "
         "zero, by its mean output over other held-out rows, or (resample) by its output at the same position of another "
-        "held-out row. The grey tick above each point is its null: the 95th percentile of the rise under random pushes "
-        "of the residual stream of the same size as the ablation. Labelled: heads that beat their null."
+        "held-out row. The grey tick at each head's score is its null: the 95th percentile of the rise under random pushes "
+        "of the residual stream of the same size as the ablation. Named: the three costliest heads that beat their null."
     ),
     model=ZOO_LABEL,
     model_option=True,
@@ -267,7 +268,9 @@ def patching_ablation(ctx: FigureContext) -> alt.Chart:
     ctx.claim("models_resample_largest", sum(tops[m, "resample"].increase > max(tops[m, "mean"].increase, tops[m, "zero"].increase) for m in names))
     ctx.claim("models_same_top_zero_mean", sum(tops[m, "zero"].label == tops[m, "mean"].label for m in names))
     table["beats_null"] = table.increase > table.null_p95
-    data = table[["model", "label", "layer", "head", "method", "induction", "previous_token", "increase", "null_p95", "null_median", "beats_null"]].round(4)
+    table["rank"] = table.groupby(["model", "method"]).increase.rank(ascending=False, method="first")
+    table["labelled"] = table.beats_null & (table["rank"] <= LABELS)
+    data = table[["model", "label", "layer", "head", "method", "induction", "previous_token", "increase", "null_p95", "null_median", "labelled"]].round(4)
     data["layer"] = "layer " + data.layer.astype(str)
 
     panel = charts.Panel()
@@ -289,6 +292,6 @@ def patching_ablation(ctx: FigureContext) -> alt.Chart:
         color=alt.Color("layer:N", scale=charts.series_scale(layers), title=None, legend=alt.Legend(orient="bottom", direction="horizontal")),
         tooltip=tips)
     null = base.mark_tick(color=charts.FAINT, thickness=2, size=14).encode(y="null_p95:Q", tooltip=tips)
-    labels = base.transform_filter(alt.datum.beats_null).mark_text(dx=8, dy=-11, align="left", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
+    labels = base.transform_filter(alt.datum.labelled).mark_text(dx=8, dy=-11, align="left", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
         y="increase:Q", text="label:N")
     return panel.finish(alt.layer(null, points, labels).properties(width="container", height=320))

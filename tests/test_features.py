@@ -44,11 +44,23 @@ def test_unknown_names(layer, regularizer, kind):
 
 def test_optimized_inputs_beat_the_best_real_digit(smoke_claims):
     claims = smoke_claims("features-explorer")
-    assert claims["targets"] == 106
-    assert claims["beats_best_real_box"] > 0.95
-    assert claims["median_ratio_box"] > 1.2
-    assert claims["beats_best_real_box_l2_tv"] <= claims["beats_best_real_box"]  # penalties trade activation for readability
+    assert claims["targets"] == 106 and claims["seeds"] == 3
+    assert claims["beats_best_real_box_min"] > 0.95  # on every seed's network
+    assert claims["median_ratio_box_min"] > 1.2
+    assert claims["beats_best_real_box_l2_tv_min"] > 0.75
+    # the penalties trade activation for readability, on every seed
+    assert claims["median_ratio_box_l2_tv_max"] < claims["median_ratio_box_l2_min"] < claims["median_ratio_box_max"]
+    assert claims["beats_best_real_box_l2_tv"] <= claims["beats_best_real_box"]
 
 
 def test_class_means_are_classified_correctly(smoke_claims):
-    assert smoke_claims("features-classes")["class_means_accuracy"] >= 0.9
+    claims = smoke_claims("features-classes")
+    assert claims["class_means_accuracy_min"] >= 0.9 and claims["chance"] == pytest.approx(0.1)
+
+
+def test_feature_figures_use_the_palette_and_one_panel(smoke):
+    for fid in ("features-explorer", "features-classes"):
+        spec = smoke.spec(fid)
+        text = str(spec)
+        assert "scheme" not in text and "#666" not in text, fid
+        assert "reg" in spec["usermeta"]["explorer"]["params"], fid  # the regularizer is a panel control

@@ -72,8 +72,19 @@ def test_unknown_kind_is_named():
 def test_head_wiki_finds_the_induction_head_in_the_second_layer(smoke_claims):
     claims = smoke_claims("heads-wiki")
     assert claims["induction_2l_induction_head"].startswith("L1")
+    assert claims["induction_2l_induction_heads_over_half"] >= 2 and claims["induction_2l_induction_heads_over_half_in_layer_0"] == 0
     one_layer_best = max(claims["attn_only_1l_induction_max"], claims["gelu_1l_induction_max"])
     assert claims["induction_2l_induction_max"] > one_layer_best + 0.1
+    # ... and well above the best head of its untrained counterparts (the null the page quotes)
+    assert claims["induction_2l_induction_max"] > 3 * claims["induction_2l_induction_null_max"]
+    assert claims["induction_2l_induction_heads_over_null"] >= 1
+
+
+def test_transformer_lens_scores_the_induction_head_lower_than_we_do(smoke_claims):
+    """detect_head also divides by the first copy's rows, which have nothing to find."""
+    claims = smoke_claims("heads-wiki")
+    ours, theirs = claims["induction_2l_induction_max"], claims["induction_2l_induction_head_tl"]
+    assert 0.3 * ours < theirs < 0.7 * ours
 
 
 def test_viewer_has_a_file_per_model_and_prompt(smoke, smoke_claims):
@@ -91,11 +102,24 @@ def test_unprintable_token_text_is_escaped():
     assert printable("x·⏎") == "x·⏎"
 
 
-def test_code_models_score_below_the_induction_model(smoke_claims):
+def test_code_models_score_at_chance_for_induction(smoke_claims):
+    """The page states that the code models' best induction score is at the untrained null."""
     claims = smoke_claims("heads-wiki")
-    assert claims["text_models_best_induction"] < claims["induction_2l_induction_max"]
-    assert 0.0 <= claims["text_models_best_previous_token"] <= 1.0
-    assert claims["induction_2l_induction_heads_over_half"] >= 0
+    assert claims["text_models_best_induction"] < claims["induction_2l_induction_max"] / 3
+    assert claims["text_models_best_induction"] < 1.5 * claims["text_models_null_best_induction"]
+    for kind in ("induction", "previous_token"):  # an untrained null is no detector's perfect score
+        assert 0.0 < claims[f"text_models_null_best_{kind}"] < 0.5
+
+
+def test_viewer_stores_zero_weights_and_draws_them(smoke):
+    """Zero weights are drawn (tinted), masked keys are not: the page tells them apart."""
+    import json
+
+    payload = json.loads((smoke.path("heads-viewer") / "attn" / "induction-2l--repeat.json").read_text())
+    rows = payload["attn"]
+    assert all(len(r["w"]) == r["q"] + 1 for r in rows)  # keys up to the query, none after
+    assert any(0 in r["w"] for r in rows)
+    assert "pct > 0" not in json.dumps(smoke.spec("heads-viewer"))
 
 
 def test_a_prompt_the_model_cannot_read_is_named():

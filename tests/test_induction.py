@@ -89,7 +89,9 @@ def test_rotation_null_keeps_norms_and_has_mean_square_one_over_d(tiny):
     assert null.shape == (4, 4, 400)
     # E||A R Bᵀ||² = ||A||² ||B||² / d for a Haar-random rotation R (an analytic oracle)
     assert (null ** 2).mean().item() == pytest.approx(1 / 32, rel=0.08)
-    assert not torch.allclose(null[0, 0], null[0, 1]) and null[0, 0].std() > 0  # each sample a different rotation
+    assert null.std(-1).min() > 0.005  # each sample a different rotation
+    many = induction.random_rotations(8, 4000, g)  # Haar: every entry has mean 0 (QR alone leans to -0.2 on the diagonal)
+    assert torch.diagonal(many, dim1=-2, dim2=-1).mean().abs() < 0.03
 
 
 def test_phase_window_finds_the_steep_part():

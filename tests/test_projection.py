@@ -65,19 +65,41 @@ def test_penultimate_activations_are_what_the_last_layer_reads():
     assert torch.allclose(model[4](features), model(x), atol=1e-6)
 
 
+def test_random_projection_is_a_null_that_pca_beats():
+    from explorer.techniques.projection import random_projection
+
+    features, _ = _blobs()
+    plane = random_projection(features, seed=0)
+    assert plane.shape == (len(features), 2)
+    assert np.array_equal(plane, random_projection(features, seed=0))
+    assert trust(features, project(features, "pca"), k=5) > trust(features, plane, k=5)
+
+
 @pytest.mark.slow
 def test_projection_claims(smoke_claims):
     claims = smoke_claims("projections-digits")
+    assert claims["seeds"] == 3
     for method in ("pca", "tsne", "umap"):
         # training makes every projection more faithful and its classes more readable
         assert claims[f"{method}_trust_trained"] > claims[f"{method}_trust_init"]
         assert claims[f"{method}_knn_trained"] > claims[f"{method}_knn_init"]
-    # the neighbour-keeping methods beat the linear one on both scores
+        # every picture beats the null, a random linear projection, on both scores
+        assert claims[f"{method}_trust_trained_min"] > claims["random_trust_trained_max"]
+        assert claims[f"{method}_knn_trained_min"] > claims["random_knn_trained_max"]
+    # the neighbour-keeping methods beat the linear one on both scores, on every seed
     for method in ("tsne", "umap"):
-        assert claims[f"{method}_trust_trained"] > claims["pca_trust_trained"]
-        assert claims[f"{method}_knn_trained"] > claims["pca_knn_trained"]
+        assert claims[f"{method}_trust_trained_min"] > claims["pca_trust_trained_max"]
+        assert claims[f"{method}_knn_trained_min"] > claims["pca_knn_trained_max"]
     assert claims["full_knn_trained"] > claims["full_knn_init"]
     # an untrained layer already keeps similar digits together: far above chance
-    assert min(claims["tsne_knn_init"], claims["umap_knn_init"], claims["full_knn_init"]) > 3 * claims["chance"]
+    assert min(claims["tsne_knn_init_min"], claims["umap_knn_init_min"], claims["full_knn_init_min"]) > 3 * claims["chance"]
+    # PCA's faithfulness peaks before the end of training and slips back
+    assert claims["pca_trust_peak"] > claims["pca_trust_trained"] and claims["pca_trust_peak_step"] < claims["trained_step"]
     assert claims["pca_trust_peak"] < min(claims["tsne_trust_trained"], claims["umap_trust_trained"])
     assert claims["units"] == 32 and claims["points"] > 100
+
+
+@pytest.mark.slow
+def test_projection_slider_shows_training_steps_and_plays(smoke):
+    params = smoke.spec("projections-digits")["usermeta"]["explorer"]["params"]
+    assert params["step"]["options"] == [0, 50, 100] and params["step"]["play"]

@@ -86,3 +86,11 @@ def knn_accuracy(points: Float[np.ndarray, "n d"], labels: Int[np.ndarray, " n"]
     """Cross-validated accuracy of a k-nearest-neighbour classifier: how readable the classes are from `points`."""
     scores = cross_val_score(KNeighborsClassifier(n_neighbors=k), points, labels, cv=folds)
     return float(scores.mean())
+
+
+def random_projection(features: Float[np.ndarray, "n d"], seed: int = 0) -> Float[np.ndarray, "n 2"]:
+    """A null for the scores: `features` times a random Gaussian matrix (scikit-learn's
+    GaussianRandomProjection), a linear picture that knows nothing about the data."""
+    from sklearn.random_projection import GaussianRandomProjection
+
+    return GaussianRandomProjection(n_components=2, random_state=seed).fit_transform(np.asarray(features, dtype=np.float32))
