@@ -74,7 +74,47 @@ def on_page_markdown(markdown: str, page, **_) -> str:
 
     text = _outside_code(markdown, SHORTCODE)
     _reject_leftovers(text, page.file.src_path)
-    return SHORTCODE.sub(replace, text)
+    ranged = _means_without_their_range(text)
+    return SHORTCODE.sub(lambda m: replace(m) + (_seed_range(m.group(3), ranged[m.start()]) if m.start() in ranged else ""), text)
+
+
+UNIT = re.compile(r"(?:^\|[^\n]*\n?)|(?:(?:^(?!\|)[^\n]*\S[^\n]*\n?)+)", re.M)  # a table row, or a paragraph
+
+
+def _means_without_their_range(text: str) -> dict[int, dict[str, Any]]:
+    """{position: claims} of each quoted mean over seeds (explorer.ensemble: key, key_min, key_max,
+    key_seeds) whose paragraph or table row does not also quote key_min and key_max: the page must
+    show its interval, so the hook adds it after the number."""
+    found = {}
+    for unit in UNIT.finditer(text):
+        quotes = [(m, *_claim_key(m)) for m in SHORTCODE.finditer(unit.group(0)) if m.group(2) == "claim" and not m.group(1)]
+        keys = {(fid, key) for _, fid, key in quotes}
+        for m, fid, key in quotes:
+            claims = (_manifest.get(fid) or {}).get("claims", {})
+            if f"{key}_seeds" in claims and f"{key}_min" in claims and not {(fid, f"{key}_min"), (fid, f"{key}_max")} <= keys:
+                found[unit.start() + m.start()] = claims
+    return found
+
+
+def _claim_key(match: re.Match) -> tuple[str, str]:
+    fid, _, rest = (match.group(3) or "").partition(":")
+    return fid.strip(), rest.partition(":")[0].strip()
+
+
+def _seed_range(arg: str, claims: dict[str, Any]) -> str:
+    """' [0.61–0.74 over 3 seeds]' in the mean's own format, after a mean quoted without its interval."""
+    fid, _, rest = arg.partition(":")
+    key, _, fmt = rest.partition(":")
+    key, fmt = key.strip(), fmt.strip()
+    lo, hi = (format(claims[f"{key}_{end}"], fmt) if fmt else str(claims[f"{key}_{end}"]) for end in ("min", "max"))
+    seeds = len(claims[f"{key}_seeds"])
+    if lo == hi:
+        text = f"[{lo} on all {seeds} seeds]"
+    else:
+        dash = " to " if lo.startswith("-") or hi.startswith("-") else "–"  # "-0.04–-0.01" misreads
+        text = f"[{lo}{dash}{hi} over {seeds} seeds]"
+    return (f' <span class="explorer-claim-range" title="the mean over {seeds} seeds; in brackets the lowest and the highest seed">'
+            f"{html.escape(text)}</span>")
 
 
 def _outside_code(markdown: str, pattern: re.Pattern) -> str:
