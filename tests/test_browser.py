@@ -192,7 +192,7 @@ def test_figures_render_after_instant_navigation_and_palette_switch(browser, sit
     tab = Tab(browser, site_url)
     try:
         tab.page.goto(site_url)  # the home page, then into an article through the site's own links
-        for path in FIGURE_PAGES[:3]:
+        for path in [p for p in FIGURE_PAGES if p][:3]:  # articles ("" is the home page we start on)
             link = tab.page.locator(f'a.md-nav__link[href$="{path}"]').first
             assert link.count(), f"no navigation link to {path}"
             link.click()

@@ -1,0 +1,56 @@
+"""The flagship: a byte-level 2-layer attention-only transformer trained on real Python source.
+
+The zoo's BPE models saw 1-6M tokens and never formed induction heads on text; at 256 byte values a
+model of the same size sees tens of millions of tokens in minutes on one CPU thread, and does. It
+trains as a plain PyTorch model (explorer.models.reference.PlainTransformer, fused attention, no
+hooks: about four times faster) in the long-run tier (explorer/longruns/flagship.py), and the
+articles read it as a TransformerLens model: `to_lens_weights` maps the plain state dict onto
+TransformerBridge's native layout, and a test checks the two give the same logits.
+"""
+
+from typing import Any
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+ARCH: dict[str, Any] = dict(
+    n_layers=2, d_model=128, n_heads=4, d_head=32, d_mlp=None, n_ctx=256, d_vocab=256, attn_only=True,
+    act_fn="gelu", normalization_type="LN", positional_embedding_type="standard", init_mode="gpt2",
+)  # fmt: skip
+SEEDS = (0, 1, 2)
+PRINTABLE = tuple(range(32, 127))  # the probe's random characters: printable ASCII, as in the issue that measured it
+
+
+def name(seed: int) -> str:
+    return f"flagship-bytes-2l-s{seed}"
+
+
+def to_lens_weights(plain: dict[str, Tensor], arch: dict[str, Any] = ARCH) -> dict[str, Tensor]:
+    """PlainTransformer's state dict in TransformerBridge's native names (q/k/v split out of qkv; a zero unembed bias)."""
+    d = arch["d_model"]
+    out = {"embed.weight": plain["embed.weight"], "pos_embed.weight": plain["pos.weight"],
+           "ln_final.weight": plain["ln_final.weight"], "ln_final.bias": plain["ln_final.bias"],
+           "unembed.weight": plain["unembed.weight"], "unembed.bias": torch.zeros(arch["d_vocab"], dtype=plain["unembed.weight"].dtype)}  # fmt: skip
+    for layer in range(arch["n_layers"]):
+        p, q = f"blocks.{layer}.", f"blocks.{layer}."
+        out[q + "ln1.weight"], out[q + "ln1.bias"] = plain[p + "ln1.weight"], plain[p + "ln1.bias"]
+        weights, biases = plain[p + "qkv.weight"].split(d, 0), plain[p + "qkv.bias"].split(d, 0)  # each (d, d), (d,)
+        for part, w, b in zip("qkv", weights, biases, strict=True):
+            out[q + f"attn.{part}.weight"], out[q + f"attn.{part}.bias"] = w, b
+        out[q + "attn.o.weight"], out[q + "attn.o.bias"] = plain[p + "out.weight"], plain[p + "out.bias"]
+    return {k: v.detach().float().clone() for k, v in out.items()}
+
+
+def lens_model(plain: dict[str, Tensor], arch: dict[str, Any] = ARCH, device: torch.device | str | None = None):
+    """A TransformerBridge in eval mode with these weights (attention turns explicit when a hook reads the pattern)."""
+    from explorer.models import training
+
+    model = training.build_bridge(dict(arch), device=device)
+    model.load_state_dict(to_lens_weights(plain, arch))
+    return model.eval()
+
+
+def encode(text: str) -> Int[Tensor, " pos"]:
+    """Text as the model reads it: its UTF-8 bytes."""
+    return torch.tensor(list(text.encode("utf-8")), dtype=torch.long)
