@@ -14,16 +14,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-ARCH: dict[str, Any] = dict(
-    n_layers=2, d_model=128, n_heads=4, d_head=32, d_mlp=None, n_ctx=256, d_vocab=256, attn_only=True,
-    act_fn="gelu", normalization_type="LN", positional_embedding_type="standard", init_mode="gpt2",
-)  # fmt: skip
-SEEDS = (0, 1, 2)
-PRINTABLE = tuple(range(32, 127))  # the probe's random characters: printable ASCII, as in the issue that measured it
-
-
-def name(seed: int) -> str:
-    return f"flagship-bytes-2l-s{seed}"
+from explorer.models.flagship_config import ARCH, PRINTABLE, SEEDS, name  # noqa: F401 (re-exported)
 
 
 def to_lens_weights(plain: dict[str, Tensor], arch: dict[str, Any] = ARCH) -> dict[str, Tensor]:
