@@ -144,6 +144,23 @@ def bench_models() -> None:
         print(f"  {'':16} {speeds}")
 
 
+def bench_long_runs() -> None:
+    """The long runs as stored: tokens seen, throughput and device, from each artifact's provenance (not retrained)."""
+    from explorer import artifacts
+
+    names = artifacts.stored()
+    if not names:
+        return
+    print("long runs, as trained (models/*/provenance.json):")
+    for name in names:
+        record = jsonio.read_json(artifacts.provenance_file(name))
+        metrics = record.get("metrics") or {}
+        speed = metrics.get("tokens_per_s")
+        tokens = record.get("tokens")
+        print(f"  {name:24} {tokens or 0:>12,} tokens {f'{speed:>8,} tokens/s' if speed else '':18} "
+              f"{record.get('wall_time_s', 0):7.0f} s on {record.get('device')}, {metrics.get('threads', '?')} thread(s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="explorer bench")
     parser.add_argument("--cold", nargs="*", default=list(COLD_ARTICLES), metavar="ARTICLE", help="articles to rebuild from an empty cache")
@@ -155,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_check()
     bench_noop()
     bench_recorded()
+    bench_long_runs()
     if not args.no_mutants:
         bench_mutants()
     bench_cold(tuple(args.cold))

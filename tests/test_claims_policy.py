@@ -17,6 +17,7 @@ NOT_FROM_TRAINING = {
     "attention-positional-encodings": "closed-form encodings",
     "landscapes-optimizers": "optimizers on closed-form two-parameter surfaces, from fixed starts",
     "saliency-numpy": "the gap between two implementations of one map on one network, float32 rounding",
+    "flagship-corpus": "the corpus itself: bytes and files of the installed source",
 }
 SWEEPS = {"induction-sweep": "counts of runs out of a balanced sweep, with Wilson intervals"}
 

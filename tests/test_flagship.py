@@ -71,3 +71,30 @@ def test_corpus_bytes_are_the_files_in_order():
 def test_unknown_split_is_named():
     with pytest.raises(Exception, match="corpus split"):
         code_corpus.split_files("validation")
+
+
+@pytest.mark.slow
+def test_the_film_shows_induction_heads_forming_on_text_in_every_seed(smoke_claims):
+    claims = smoke_claims("flagship-film")
+    assert claims["seeds"] == 3
+    # against three nulls: uniform attention, the untrained model, and a second half that does not repeat
+    assert claims["induction_final_min"] > 5 * claims["chance_induction"]
+    assert claims["induction_final_min"] > 3 * claims["induction_untrained_max"]
+    assert claims["induction_final_min"] > 3 * claims["induction_control_max"]
+    assert claims["induction_heads_in_layer_1"] == 3 and claims["previous_token_heads_in_layer_0"] == 3
+    assert claims["heldout_loss_final_max"] < claims["heldout_loss_start_min"] - 2  # nats per byte, from ln 256 = 5.5
+    assert claims["icl_final_max"] < claims["icl_start_min"]  # later bytes get easier than they were
+
+
+@pytest.mark.slow
+def test_todays_detectors_agree_with_the_film_measured_in_training(smoke_claims):
+    """The film is stored data; rescoring the stored final weights with the current code must give it back."""
+    claims = smoke_claims("flagship-film")
+    assert claims["rescored_induction_final_s0"] == pytest.approx(claims["film_induction_final_s0"], abs=2e-3)
+    assert claims["rescored_heldout_loss_final_s0"] == pytest.approx(claims["film_heldout_loss_final_s0"], abs=2e-3)
+
+
+def test_the_corpus_figure_counts_the_corpus(smoke_claims):
+    claims = smoke_claims("flagship-corpus")
+    assert claims["train_mbytes"] > 100 and 0 < claims["heldout_mbytes"] < 0.1 * claims["train_mbytes"]
+    assert 0.03 < claims["heldout_share_files"] < 0.07 and 0 < claims["stdlib_share"] < 1
