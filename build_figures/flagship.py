@@ -36,6 +36,25 @@ def phase_window(bytes_seen: list[int], values: list[float]) -> tuple[int, int]:
     return first(WINDOW[0]), first(WINDOW[1])
 
 
+def quantized(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each tensor rounded to int8 with one scale per tensor (max |w| / 127), back in float: what the browser runs."""
+    return {k: (v.float() / scale).round().clamp(-127, 127) * scale if (scale := v.float().abs().max() / 127) > 0 else v.float()
+            for k, v in weights.items()}  # fmt: skip
+
+
+def live_payload(weights: dict[str, torch.Tensor]) -> dict:
+    """The weights for the page's live model (docs/assets/javascripts/explorer/live.js): int8 per tensor, base64."""
+    import base64
+
+    tensors = {}
+    for key, value in weights.items():
+        scale = float(value.float().abs().max() / 127) or 1.0
+        q = (value.float() / scale).round().clamp(-127, 127).to(torch.int8)
+        tensors[key] = {"shape": list(value.shape), "scale": scale, "q": base64.b64encode(q.numpy().tobytes()).decode()}
+    arch = {k: flagship.ARCH[k] for k in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab")}
+    return {"model": flagship.name(0), "arch": arch, "tensors": tensors}
+
+
 def heldout_rows(n_rows: int) -> torch.Tensor:
     """The film's held-out rows, rebuilt exactly as the training run built them."""
     from explorer.longruns import flagship as run
@@ -43,6 +62,10 @@ def heldout_rows(n_rows: int) -> torch.Tensor:
     data = code_corpus.corpus_bytes("heldout", run.HELDOUT_LIMIT)
     starts = np.linspace(0, len(data) - flagship.ARCH["n_ctx"] - 1, n_rows).astype(np.int64)
     return run.windows(data, starts, flagship.ARCH["n_ctx"])
+
+
+def training_loss(logits: torch.Tensor, rows: torch.Tensor) -> float:
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), rows[:, 1:].reshape(-1)).item()
 
 
 @torch.no_grad()
@@ -121,6 +144,22 @@ def flagship_film_figure(ctx: FigureContext) -> alt.TopLevelMixin:
     ctx.claim("film_induction_final_s0", lasts[0]["induction_max"])
     ctx.claim("rescored_heldout_loss_final_s0", rescored["heldout_loss"])
     ctx.claim("film_heldout_loss_final_s0", lasts[0]["heldout_loss"])
+    # the page's live model: seed 0 in int8, and how far its predictions are from the float weights'
+    payload = live_payload(runs[0].weights)
+    ctx.asset("live/weights.json", payload)
+    ctx.claim("live_kbytes", sum(len(t["q"]) for t in payload["tensors"].values()) / 1e3)
+    ctx.claim("induction_head_s0", lasts[0]["induction_head"])
+    ctx.claim("previous_token_head_s0", lasts[0]["previous_token_head"])
+    from explorer.models.reference import PlainTransformer
+
+    full, small = PlainTransformer(flagship.ARCH), PlainTransformer(flagship.ARCH)
+    full.load_state_dict({k: v.float() for k, v in runs[0].weights.items()})
+    small.load_state_dict(quantized(runs[0].weights))
+    rows = heldout_rows(8)
+    with torch.no_grad():
+        exact, rounded = full(rows), small(rows)  # (rows, pos, 256)
+    ctx.claim("live_top1_agreement", (exact.argmax(-1) == rounded.argmax(-1)).float().mean().item())
+    ctx.claim("live_loss_gap", abs(training_loss(rounded, rows) - training_loss(exact, rows)))
 
     panel = charts.Panel()
     seed = panel.select("seed", list(runs), label="Phase band of seed", radio=True)

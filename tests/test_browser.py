@@ -643,3 +643,66 @@ def test_home_figures_are_pictures_until_the_reader_points_at_one(browser, site_
         assert not tab.problems, tab.problems
     finally:
         tab.close()
+
+
+LIVE_READY = "() => { const r = document.querySelector('.explorer-live'); return r && r.explorerLive && r.explorerLive.result ? true : false; }"
+
+
+def _live_weights(built_site: Path) -> dict:
+    """The page's int8 weights, decoded exactly as live.js decodes them (int8 x scale, stored in float32)."""
+    import base64
+    import json
+
+    import numpy as np
+    import torch
+
+    payload = json.loads((built_site / "figures" / "flagship-film" / "live" / "weights.json").read_text())
+    weights = {}
+    for name, tensor in payload["tensors"].items():
+        q = np.frombuffer(base64.b64decode(tensor["q"]), dtype=np.int8).astype(np.float64)
+        weights[name] = torch.from_numpy((q * tensor["scale"]).astype(np.float32).reshape(tensor["shape"]))
+    return weights
+
+
+def test_the_live_flagship_computes_what_torch_computes_and_shows_typed_html_as_text(browser, site_url, built_site):
+    import torch
+
+    from explorer.models import flagship
+    from explorer.models.reference import PlainTransformer
+
+    text = "for i in range(3):\n    print(i) <script>alert(1)</script> for i in range(3):"
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url + "models/flagship/")
+        live = tab.page.locator(".explorer-live")
+        live.scroll_into_view_if_needed()
+        tab.page.wait_for_function(LIVE_READY, timeout=RENDER_TIMEOUT_MS)
+        live.locator("textarea").fill(text)
+        tab.page.wait_for_function(f"() => document.querySelector('.explorer-live').explorerLive.bytes.length === {len(text.encode())}",
+                                   timeout=RENDER_TIMEOUT_MS)
+        got = tab.page.evaluate("""() => { const s = document.querySelector('.explorer-live').explorerLive;
+            return {bytes: s.bytes, logits: Array.from(s.result.logits),
+                    patterns: s.result.patterns.map(l => l.map(h => Array.from(h)))}; }""")
+        assert got["bytes"] == list(text.encode())
+        weights = _live_weights(built_site)
+        model = PlainTransformer(flagship.ARCH)
+        model.load_state_dict(weights)
+        tokens = torch.tensor([got["bytes"]])
+        with torch.no_grad():
+            logits = model(tokens)[0]  # (pos, 256)
+        n = len(got["bytes"])
+        assert torch.allclose(torch.tensor(got["logits"]).reshape(n, 256), logits, atol=2e-3)
+        _, cache = flagship.lens_model(weights).run_with_cache(tokens)
+        for layer in range(2):
+            pattern = cache[f"blocks.{layer}.attn.hook_pattern"][0]  # (head, q, k)
+            assert torch.allclose(torch.tensor(got["patterns"][layer]).reshape(4, n, n), pattern, atol=1e-4)
+        # typed markup is text: no element was made from it, and the bytes show as characters
+        assert live.locator("script").count() == 0 and tab.dialogs == []
+        assert "<script>alert(1)</script>" in live.locator(".explorer-live__tokens").inner_text().replace("·", " ")
+        # pointing at a byte shows the chosen head's attention from it and five next-byte guesses
+        live.locator(".explorer-live__token").nth(5).hover()
+        shown = tab.page.evaluate("() => document.querySelector('.explorer-live').explorerLive.shown")
+        assert shown["position"] == 5 and len(shown["top"]) == 5
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()
