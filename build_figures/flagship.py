@@ -126,6 +126,10 @@ def flagship_film_figure(ctx: FigureContext) -> alt.TopLevelMixin:
     claim_over_seeds(ctx, "window_fraction", {s: (w[1] - w[0]) / films[s][-1]["bytes"] for s, w in windows.items()})
     claim_over_seeds(ctx, "induction_control", {s: control_induction(run.weights, config["probe_rows"] if ctx.scale == "full" else 8)
                                                 for s, run in runs.items()})  # fmt: skip
+    claim_over_seeds(ctx, "layer1_heads_over_0_3_induction", {s: sum(v > 0.3 for v in f["induction"][1]) for s, f in lasts.items()})
+    claim_over_seeds(ctx, "layer0_heads_over_0_2_previous", {s: sum(v > 0.2 for v in f["previous_token"][0]) for s, f in lasts.items()})
+    fifth = {s: min(fs, key=lambda f: abs(f["step"] - 0.8 * fs[-1]["step"])) for s, fs in films.items()}
+    claim_over_seeds(ctx, "induction_gain_last_fifth", {s: lasts[s]["induction_max"] - fifth[s]["induction_max"] for s in films})
     ctx.claim("chance_induction", chance)
     ctx.claim("induction_heads_in_layer_1", sum(f["induction_head"].startswith("L1") for f in lasts.values()))
     ctx.claim("previous_token_heads_in_layer_0", sum(f["previous_token_head"].startswith("L0") for f in lasts.values()))
