@@ -706,3 +706,22 @@ def test_the_live_flagship_computes_what_torch_computes_and_shows_typed_html_as_
         assert not tab.problems, tab.problems
     finally:
         tab.close()
+
+
+def test_at_load_only_figures_on_screen_draw_and_scrolling_draws_the_next_ones(browser, site_url):
+    """A figure just below the fold waits for the reader (it would block a phone's first seconds)."""
+    tab = Tab(browser, site_url, viewport=audit.PHONE)
+    try:
+        tab.page.goto(site_url + "techniques/attention/")
+        tab.page.wait_for_load_state("load")
+        tab.page.wait_for_timeout(1500)
+        first = tab.page.locator("figure#fig-attention-heads")
+        assert first.evaluate("f => f.getBoundingClientRect().top") > audit.PHONE[1]  # below the fold at load ...
+        assert first.get_attribute("data-rendered") == "lazy"  # ... so not drawn
+        tab.page.mouse.wheel(0, 300)  # the reader scrolls: the figure is now within 200 px of the screen
+        tab.page.wait_for_function("() => document.querySelector('#fig-attention-heads').dataset.rendered === 'true'",
+                                   timeout=RENDER_TIMEOUT_MS)
+        assert tab.page.locator("figure#fig-attention-kv-cache").get_attribute("data-rendered") == "lazy"  # far below: still waiting
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()

@@ -402,18 +402,33 @@ function setUp() {
   const figures = [...document.querySelectorAll("figure.explorer-figure")];
   const records = figures.map(attach);
   if (!("IntersectionObserver" in window)) { renderAll(); return; }
-  observer = new IntersectionObserver((entries) => {
-    for (const entry of entries) {
-      if (!entry.isIntersecting) continue;
-      observer.unobserve(entry.target);
-      const record = live.get(entry.target.dataset.figure);
-      if (record) schedule(record);
-    }
-  }, { rootMargin: "200px 0px" }); // near the screen: drawn before it arrives, not the whole page at load
-  for (const r of records) {
-    if (r.el.hasAttribute("data-preview")) wakeOnReach(r);
-    else observer.observe(r.el);
-  }
+  // At load only what is on screen draws (a figure just below the fold would otherwise block the
+  // first seconds of a phone's main thread); once the reader scrolls, figures draw 200 px before
+  // they arrive.
+  const waiting = new Set(records.filter((r) => !r.el.hasAttribute("data-preview")).map((r) => r.el));
+  const watch = (margin) => {
+    const next = new IntersectionObserver((entries, self) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        self.unobserve(entry.target);
+        waiting.delete(entry.target);
+        const record = live.get(entry.target.dataset.figure);
+        if (record) schedule(record);
+      }
+    }, { rootMargin: margin });
+    for (const el of waiting) next.observe(el);
+    return next;
+  };
+  observer = watch("0px 0px");
+  const mine = generation;
+  const widen = () => {
+    window.removeEventListener("scroll", widen);
+    if (mine !== generation || !waiting.size) return;
+    observer.disconnect();
+    observer = watch("200px 0px");
+  };
+  window.addEventListener("scroll", widen, { passive: true });
+  for (const r of records) if (r.el.hasAttribute("data-preview")) wakeOnReach(r);
 }
 
 /** A figure shown as its build-time picture comes alive when the reader reaches for it. */
