@@ -36,10 +36,15 @@ def phase_window(bytes_seen: list[int], values: list[float]) -> tuple[int, int]:
     return first(WINDOW[0]), first(WINDOW[1])
 
 
+def int8(value: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """A tensor rounded to int8 with one scale for the whole tensor (max |w| / 127): (values, scale)."""
+    scale = float(value.float().abs().max() / 127) or 1.0
+    return (value.float() / scale).round().clamp(-127, 127).to(torch.int8), scale
+
+
 def quantized(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Each tensor rounded to int8 with one scale per tensor (max |w| / 127), back in float: what the browser runs."""
-    return {k: (v.float() / scale).round().clamp(-127, 127) * scale if (scale := v.float().abs().max() / 127) > 0 else v.float()
-            for k, v in weights.items()}  # fmt: skip
+    """The weights as the browser runs them: each tensor through int8, back in float."""
+    return {k: q.float() * scale for k, (q, scale) in ((k, int8(v)) for k, v in weights.items())}
 
 
 def live_payload(weights: dict[str, torch.Tensor]) -> dict:
@@ -48,8 +53,7 @@ def live_payload(weights: dict[str, torch.Tensor]) -> dict:
 
     tensors = {}
     for key, value in weights.items():
-        scale = float(value.float().abs().max() / 127) or 1.0
-        q = (value.float() / scale).round().clamp(-127, 127).to(torch.int8)
+        q, scale = int8(value)
         tensors[key] = {"shape": list(value.shape), "scale": scale, "q": base64.b64encode(q.numpy().tobytes()).decode()}
     arch = {k: flagship.ARCH[k] for k in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab")}
     return {"model": flagship.name(0), "arch": arch, "tensors": tensors}

@@ -181,7 +181,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "a try link's state goes into a single-quoted attribute unescaped", *T_HOOKS),
     _m("hooks-provenance-unescaped", P_HOOKS, "<br>{esc(e[\"title\"])}</td><td>{esc(e[\"model\"])}</td>", "<br>{e[\"title\"]}</td><td>{e[\"model\"]}</td>",
        "the provenance table writes titles and models as HTML", *T_HOOKS),
-    _m("hooks-claim-format-dropped", P_HOOKS, "text = format(value, fmt.strip()) if fmt.strip() else str(value)", "text = str(value)",
+    _m("hooks-claim-format-dropped", P_HOOKS, "text = _formatted(value, fmt)", "text = str(value)",
        "a claim's format spec is ignored", *T_HOOKS),
     _m("hooks-try-range-lower-bound", P_HOOKS, 'if not (control["min"] <= number <= control["max"]):', 'if not (control["min"] < number <= control["max"]):',
        "a try link to a range slider's minimum is refused (off by one at the bound)", *T_HOOKS),

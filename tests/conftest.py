@@ -79,3 +79,15 @@ def mkdocs_build():
 def built_site(tmp_path_factory) -> Path:
     """The real site, built once per test session."""
     return build_site(tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: one torch thread is several times faster than two on a busy machine.
+    A module opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

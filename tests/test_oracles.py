@@ -20,12 +20,7 @@ from explorer.techniques import heads, lens, patching, saliency
 from oracles import causal_patterns, explicit_score, explicit_targets, scrambled_bridge
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # --- head detectors ------------------------------------------------------------------------------------

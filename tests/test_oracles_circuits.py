@@ -9,12 +9,7 @@ from explorer.techniques import induction, patching, probes
 from oracles import explicit_score, explicit_targets, scrambled_bridge
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # --- probes -------------------------------------------------------------------------------------------

@@ -97,16 +97,24 @@ def _means_without_their_range(text: str) -> dict[int, dict[str, Any]]:
 
 
 def _claim_key(match: re.Match) -> tuple[str, str]:
-    fid, _, rest = (match.group(3) or "").partition(":")
-    return fid.strip(), rest.partition(":")[0].strip()
+    return _split_claim(match.group(3) or "")[:2]
+
+
+def _split_claim(arg: str) -> tuple[str, str, str]:
+    """'figure-id:key:format' as (figure id, key, format), each stripped; the format may be ''."""
+    fid, _, rest = arg.partition(":")
+    key, _, fmt = rest.partition(":")
+    return fid.strip(), key.strip(), fmt.strip()
+
+
+def _formatted(value: Any, fmt: str) -> str:
+    return format(value, fmt) if fmt else str(value)
 
 
 def _seed_range(arg: str, claims: dict[str, Any]) -> str:
     """' [0.61–0.74 over 3 seeds]' in the mean's own format, after a mean quoted without its interval."""
-    fid, _, rest = arg.partition(":")
-    key, _, fmt = rest.partition(":")
-    key, fmt = key.strip(), fmt.strip()
-    lo, hi = (format(claims[f"{key}_{end}"], fmt) if fmt else str(claims[f"{key}_{end}"]) for end in ("min", "max"))
+    _, key, fmt = _split_claim(arg)
+    lo, hi = (_formatted(claims[f"{key}_{end}"], fmt) for end in ("min", "max"))
     seeds = len(claims[f"{key}_seeds"])
     if lo == hi:
         text = f"[{lo} on all {seeds} seeds]"
@@ -184,21 +192,20 @@ def _preview_html(fid: str, base: str, title: str) -> str:
 
 
 def _claim(arg: str, where: str) -> str:
-    fid, _, rest = arg.partition(":")
-    key, _, fmt = rest.partition(":")
-    claims = _entry(fid.strip(), where).get("claims", {})
-    if key.strip() not in claims and DRAFT:
+    fid, key, fmt = _split_claim(arg)
+    claims = _entry(fid, where).get("claims", {})
+    if key not in claims and DRAFT:
         log.info("draft: %s: figure %r has no claim %r yet", where, fid, key)
         return '<span class="explorer-claim explorer-claim--missing">[missing claim]</span>'
-    if key.strip() not in claims:
+    if key not in claims:
         raise PluginError(f"{where}: figure {fid!r} has no claim {key!r}; it has: {', '.join(sorted(claims)) or 'none'}")
-    value = claims[key.strip()]
-    _check_format(value, fmt.strip(), f"{where}: claim {fid.strip()}:{key.strip()}")
+    value = claims[key]
+    _check_format(value, fmt, f"{where}: claim {fid}:{key}")
     try:
-        text = format(value, fmt.strip()) if fmt.strip() else str(value)
+        text = _formatted(value, fmt)
     except (ValueError, TypeError) as exc:
         raise PluginError(f"{where}: cannot format claim {arg!r}: {exc}") from exc
-    return f'<span class="explorer-claim" data-claim="{html.escape(fid.strip())}:{html.escape(key.strip())}">{html.escape(text)}</span>'
+    return f'<span class="explorer-claim" data-claim="{html.escape(fid)}:{html.escape(key)}">{html.escape(text)}</span>'
 
 
 def _check_format(value: Any, fmt: str, where: str) -> None:
