@@ -17,8 +17,17 @@ from torch import Tensor
 from explorer.models.flagship_config import ARCH, PRINTABLE, SEEDS, name  # noqa: F401 (re-exported)
 
 
-def to_lens_weights(plain: dict[str, Tensor], arch: dict[str, Any] = ARCH) -> dict[str, Tensor]:
+def arch_of(plain: dict[str, Tensor]) -> dict[str, Any]:
+    """The flagship architecture these PlainTransformer weights were trained with: ARCH, or ARCH with MLPs
+    (the GELU flagship of explorer/longruns/flagship_gelu.py) when the state dict has them."""
+    if "blocks.0.mlp.0.weight" not in plain:
+        return dict(ARCH)
+    return dict(ARCH, attn_only=False, d_mlp=int(plain["blocks.0.mlp.0.weight"].shape[0]))
+
+
+def to_lens_weights(plain: dict[str, Tensor], arch: dict[str, Any] | None = None) -> dict[str, Tensor]:
     """PlainTransformer's state dict in TransformerBridge's native names (q/k/v split out of qkv; a zero unembed bias)."""
+    arch = arch or arch_of(plain)
     d = arch["d_model"]
     out = {"embed.weight": plain["embed.weight"], "pos_embed.weight": plain["pos.weight"],
            "ln_final.weight": plain["ln_final.weight"], "ln_final.bias": plain["ln_final.bias"],
@@ -30,14 +39,19 @@ def to_lens_weights(plain: dict[str, Tensor], arch: dict[str, Any] = ARCH) -> di
         for part, w, b in zip("qkv", weights, biases, strict=True):
             out[q + f"attn.{part}.weight"], out[q + f"attn.{part}.bias"] = w, b
         out[q + "attn.o.weight"], out[q + "attn.o.bias"] = plain[p + "out.weight"], plain[p + "out.bias"]
+        if not arch["attn_only"]:  # nn.Sequential(Linear, GELU, Linear) -> mlp.in / mlp.out
+            out[q + "ln2.weight"], out[q + "ln2.bias"] = plain[p + "ln2.weight"], plain[p + "ln2.bias"]
+            out[q + "mlp.in.weight"], out[q + "mlp.in.bias"] = plain[p + "mlp.0.weight"], plain[p + "mlp.0.bias"]
+            out[q + "mlp.out.weight"], out[q + "mlp.out.bias"] = plain[p + "mlp.2.weight"], plain[p + "mlp.2.bias"]
     return {k: v.detach().float().clone() for k, v in out.items()}
 
 
-def lens_model(plain: dict[str, Tensor], arch: dict[str, Any] = ARCH, device: torch.device | str | None = None):
+def lens_model(plain: dict[str, Tensor], arch: dict[str, Any] | None = None, device: torch.device | str | None = None, tokenizer=None):
     """A TransformerBridge in eval mode with these weights (attention turns explicit when a hook reads the pattern)."""
     from explorer.models import training
 
-    model = training.build_bridge(dict(arch), device=device)
+    arch = arch or arch_of(plain)
+    model = training.build_bridge(dict(arch), tokenizer=tokenizer, device=device)
     model.load_state_dict(to_lens_weights(plain, arch))
     return model.eval()
 
