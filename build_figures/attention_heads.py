@@ -77,7 +77,7 @@ def heads_viewer(ctx: FigureContext) -> alt.Chart:
             ctx.asset(f"attn/{name}--{kind}.json", attention_payload(model, tokens, prompts.token_strings(model, tokens[0])))
             runs.append(f"{name}--{kind}")
             labels.append(f"{name}: {PROMPT_LABELS[kind]}")
-    default = "induction-2l--repeat" if "induction-2l--repeat" in runs else runs[0]
+    default = f"{prompts.FLAGSHIP}--code" if f"{prompts.FLAGSHIP}--code" in runs else runs[0]
     ctx.claim("runs", len(runs))
 
     panel = charts.Panel()
@@ -175,17 +175,21 @@ NULL_SEEDS = (0, 1, 2)  # untrained models of each architecture: the null every 
 def untrained_scores(ctx: FigureContext, name: str) -> pd.DataFrame | None:
     """The same detectors, on the same probe set, for untrained models of the same architecture
     (one per seed in NULL_SEEDS): what a head scores before it has learnt anything. None for a model
-    that is not in the zoo (its architecture is not ours to rebuild)."""
-    from explorer.models import training, zoo
+    that is not in the zoo (its architecture is not ours to rebuild). For the flagship: the step-0
+    checkpoints of its three training runs, the very models it started from."""
+    from explorer.models import flagship, training, zoo
 
-    if name not in zoo.ZOO:
+    if name not in zoo.ZOO and name != prompts.FLAGSHIP:
         return None
     trained = prompts.load(ctx, name)
     probe = probes.probe_set(trained, name, ctx.scale)
     tables = []
     for seed in NULL_SEEDS:
-        arch = {**zoo.config(name, ctx.scale)["arch"], "seed": seed}
-        model = training.build_bridge(arch, tokenizer=zoo.tokenizer(name, ctx.scale), device=ctx.device).eval()
+        if name == prompts.FLAGSHIP:
+            model = flagship.load(seed, step=0, device=ctx.device)
+        else:
+            arch = {**zoo.config(name, ctx.scale)["arch"], "seed": seed}
+            model = training.build_bridge(arch, tokenizer=zoo.tokenizer(name, ctx.scale), device=ctx.device).eval()
         table = probes.head_scores(model, probe)
         table.insert(0, "seed", seed)
         tables.append(table)
@@ -239,7 +243,7 @@ def heads_wiki(ctx: FigureContext) -> alt.Chart:
             ctx.claim(f"{key}_induction_heads_over_null", int((table.induction > null.induction.max()).sum()))
         tables.append(table)
     table = pd.concat(tables, ignore_index=True)
-    text_models = [name for name in names if prompts.reads_text(name)]
+    text_models = [name for name in names if prompts.reads_text(name) and name != prompts.FLAGSHIP]  # the zoo's BPE code models
     if text_models:
         text_rows = table[table.model.isin(text_models)]
         ctx.claim("text_models_best_induction", float(text_rows.induction.max()))

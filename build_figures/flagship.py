@@ -59,13 +59,7 @@ def live_payload(weights: dict[str, torch.Tensor]) -> dict:
     return {"model": flagship.name(0), "arch": arch, "tensors": tensors}
 
 
-def heldout_rows(n_rows: int) -> torch.Tensor:
-    """The film's held-out rows, rebuilt exactly as the training run built them."""
-    from explorer.longruns import flagship as run
-
-    data = code_corpus.corpus_bytes("heldout", run.HELDOUT_LIMIT)
-    starts = np.linspace(0, len(data) - flagship.ARCH["n_ctx"] - 1, n_rows).astype(np.int64)
-    return run.windows(data, starts, flagship.ARCH["n_ctx"])
+heldout_rows = flagship.heldout_rows  # the film's held-out rows, rebuilt exactly as the training run built them
 
 
 def training_loss(logits: torch.Tensor, rows: torch.Tensor) -> float:
@@ -242,3 +236,63 @@ def flagship_corpus(ctx: FigureContext) -> alt.Chart:
         tooltip=[alt.Tooltip("source:N"), alt.Tooltip("split:N"), alt.Tooltip("mbytes:Q", title="MB", format=".2f"),
                  alt.Tooltip("files:Q", title="files (both splits)")],
     ).properties(width="container", height=320)  # fmt: skip
+
+
+@figure(
+    "flagship-gelu",
+    title="The same recipe with MLPs: a GELU flagship beside the attention-only one",
+    caption=(
+        "The training film of the byte-level 2-layer transformer with GELU MLPs (d_mlp 512; one training run, seed 0) "
+        "beside the three attention-only runs (faint), on the same corpus, batches and probe. Left: the best head's "
+        "induction and previous-token scores; right: held-out loss in nats per byte. Hover a line for its values."
+    ),
+    model=("flagship-bytes-gelu-2l-s0 (one seed, trained by explorer/longruns/flagship_gelu.py) and flagship-bytes-2l "
+           "seeds 0-2 (explorer/longruns/flagship.py)"),
+)
+def flagship_gelu_figure(ctx: FigureContext) -> alt.TopLevelMixin:
+    gelu = artifacts.load("flagship-bytes-gelu-2l-s0")
+    runs = stored_runs()
+    films = {f"attention-only, seed {s}": run.provenance["metrics"]["film"] for s, run in runs.items()}
+    films["GELU MLPs, seed 0"] = gelu.provenance["metrics"]["film"]
+    frames = pd.DataFrame([{"run": name, "mbytes": f["bytes"] / 1e6, "induction": f["induction_max"], "previous token": f["previous_token_max"],
+                            "held-out loss": f["heldout_loss"]} for name, fs in films.items() for f in fs])  # fmt: skip
+    frames["kind"] = np.where(frames.run.str.startswith("GELU"), "GELU MLPs", "attention-only")
+    g_film, g_last = gelu.provenance["metrics"]["film"], gelu.provenance["metrics"]["film"][-1]
+    ctx.claim("gelu_induction_final", g_last["induction_max"])
+    ctx.claim("gelu_previous_token_final", g_last["previous_token_max"])
+    ctx.claim("gelu_heldout_loss_final", g_last["heldout_loss"])
+    ctx.claim("gelu_icl_final", g_last["icl_score"])
+    ctx.claim("gelu_induction_head", g_last["induction_head"])
+    ctx.claim("gelu_previous_token_head", g_last["previous_token_head"])
+    ctx.claim("gelu_induction_untrained", g_film[0]["induction_max"])
+    start, end = phase_window([f["bytes"] for f in g_film], [f["induction_max"] for f in g_film])
+    ctx.claim("gelu_window_start_mbytes", start / 1e6)
+    ctx.claim("gelu_window_end_mbytes", end / 1e6)
+    ctx.claim("gelu_tokens_per_s", gelu.provenance["metrics"]["tokens_per_s"])
+    ctx.claim("gelu_threads", gelu.provenance["metrics"]["threads"])
+    ctx.claim("gelu_parameters", sum(v.numel() for v in gelu.weights.values()))
+    attn_last = [run.provenance["metrics"]["film"][-1] for run in runs.values()]
+    ctx.claim("attn_only_heldout_loss_best", min(f["heldout_loss"] for f in attn_last))
+    ctx.claim("attn_only_induction_lowest", min(f["induction_max"] for f in attn_last))
+    ctx.claim("attn_only_induction_highest", max(f["induction_max"] for f in attn_last))
+    rescored = flagship_film.film_frame(gelu.weights, heldout_rows(gelu.provenance["config"]["eval_rows"]), gelu.provenance["config"]["probe_rows"])
+    ctx.claim("gelu_rescored_induction_final", rescored["induction_max"])
+
+    x = alt.X("mbytes:Q", title="bytes seen (millions)")
+    tips = [alt.Tooltip("run:N"), alt.Tooltip("mbytes:Q", title="M bytes", format=".1f")]
+    kinds = ["attention-only", "GELU MLPs"]
+    long = frames.melt(id_vars=["run", "kind", "mbytes"], value_vars=["induction", "previous token"], var_name="score", value_name="value")
+    scores = alt.Chart(long).mark_line(strokeWidth=1.6).encode(
+        x=x, y=alt.Y("value:Q", title="best head's score", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("kind:N", scale=charts.series_scale(kinds), title=None, legend=alt.Legend(orient="bottom")),
+        strokeDash=alt.StrokeDash("score:N", title=None, legend=alt.Legend(orient="bottom")),
+        detail="run:N", opacity=alt.condition("datum.kind == 'GELU MLPs'", alt.value(1.0), alt.value(0.4)),
+        tooltip=[*tips, alt.Tooltip("score:N"), alt.Tooltip("value:Q", format=".3f")],
+    ).properties(width=300, height=240, title="Head scores")
+    loss = alt.Chart(frames[frames.mbytes > 0]).mark_line(strokeWidth=1.6).encode(
+        x=x, y=alt.Y("held-out loss:Q", title="held-out loss (nats/byte)", scale=alt.Scale(zero=False)),
+        color=alt.Color("kind:N", scale=charts.series_scale(kinds), title=None, legend=None),
+        detail="run:N", opacity=alt.condition("datum.kind == 'GELU MLPs'", alt.value(1.0), alt.value(0.4)),
+        tooltip=[*tips, alt.Tooltip("held-out loss:Q", format=".3f")],
+    ).properties(width=300, height=240, title="Held-out loss (from the first frame after step 0)")
+    return alt.hconcat(scores, loss).resolve_scale(color="shared")

@@ -13,7 +13,7 @@ from explorer.pipeline import FigureContext, figure
 from explorer.techniques import patching, probes, prompts
 
 ZOO_LABEL = "each model of the zoo (explorer.models.ZOO, one training run each), trained by explorer/models/zoo.py"
-SMOKE_MODELS = ("attn-only-2l", "induction-2l")
+SMOKE_MODELS = (prompts.FLAGSHIP, "attn-only-2l", "induction-2l")
 NULL_DRAWS = {"smoke": 4, "full": 10}
 LABELS = 3  # heads named in the ablation plot: the costliest that beat their null
 
@@ -82,7 +82,7 @@ def sweep_models(ctx: FigureContext) -> list[str]:
 
 
 def default_model(names: list[str]) -> str:
-    return "induction-2l" if "induction-2l" in names else names[0]
+    return prompts.FLAGSHIP if prompts.FLAGSHIP in names else names[0]
 
 
 def recovery_scale() -> alt.Scale:
@@ -256,6 +256,11 @@ def patching_ablation(ctx: FigureContext) -> alt.Chart:
             ctx.claim(f"{key}_{method}_top_head_induction", float(best["induction"]))
             ctx.claim(f"{key}_{method}_top_head_previous", float(best["previous_token"]))
             ctx.claim(f"{key}_{method}_heads_above_null", int((rows.increase > rows.null_p95).sum()))
+            ratio = rows.increase / rows.null_p95.clip(lower=1e-6)  # how far past its own null each head's cost goes
+            beyond = rows.loc[ratio.idxmax()]
+            ctx.claim(f"{key}_{method}_top_ratio_head", beyond["label"])
+            ctx.claim(f"{key}_{method}_top_ratio", float(ratio.max()))
+            ctx.claim(f"{key}_{method}_top_head_ratio", float(best["increase"] / max(best["null_p95"], 1e-6)))
             inductive = rows.loc[rows.induction.idxmax()]
             ctx.claim(f"{key}_{method}_top_induction_head", inductive["label"])
             ctx.claim(f"{key}_{method}_top_induction_head_increase", float(inductive["increase"]))
@@ -295,3 +300,140 @@ def patching_ablation(ctx: FigureContext) -> alt.Chart:
     labels = base.transform_filter(alt.datum.labelled).mark_text(dx=8, dy=-11, align="left", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
         y="increase:Q", text="label:N")
     return panel.finish(alt.layer(null, points, labels).properties(width="container", height=320))
+
+
+# --------------------------------------------------------------------------- a natural pair: a renamed identifier
+
+IDENTIFIER_PAIRS = (  # (shared prefix, one suffix, the other): every identifier is 9 bytes, so all rows align
+    ("row_", "index", "value"), ("max_", "count", "width"), ("cur_", "value", "total"), ("num_", "items", "lines"),
+    ("old_", "state", "match"), ("new_", "entry", "block"), ("out_", "chunk", "frame"), ("key_", "names", "parts"),
+    ("top_", "score", "level"), ("tmp_", "files", "names"), ("src_", "lines", "bytes"), ("dst_", "paths", "files"),
+)
+IDENTIFIER_TEMPLATE = "def update(records):\n    {name} = None\n    for record in records:\n        {name} = record\n    return {prefix}"
+
+
+def identifier_pairs() -> dict:
+    """Clean and corrupted code that differ only in a variable's name (both orders of each pair of names).
+
+    The prompt stops after the name's shared prefix in `return`: the next byte is the first letter of
+    the suffix the function used, which only the earlier uses of the name can tell."""
+    clean, corrupted, answers, corrupt_answers = [], [], [], []
+    for prefix, one, other in IDENTIFIER_PAIRS:
+        for mine, theirs in ((one, other), (other, one)):
+            clean.append(list(IDENTIFIER_TEMPLATE.format(name=prefix + mine, prefix=prefix).encode()))
+            corrupted.append(list(IDENTIFIER_TEMPLATE.format(name=prefix + theirs, prefix=prefix).encode()))
+            answers.append(ord(mine[0]))
+            corrupt_answers.append(ord(theirs[0]))
+    clean_t, corrupted_t = torch.tensor(clean), torch.tensor(corrupted)  # (rows, pos)
+    return {"clean": clean_t, "corrupted": corrupted_t, "answers": torch.tensor(answers), "corrupt_answers": torch.tensor(corrupt_answers),
+            "differs": (clean_t != corrupted_t).any(0)}  # fmt: skip
+
+
+def identifier_roles(pair: dict) -> list[tuple[str, bool]]:
+    """(label, is a key position) per position: the first row's byte, and the renamed bytes' role."""
+    row, differs = pair["clean"][0].tolist(), pair["differs"].tolist()
+    first_renamed = [p for p in range(len(row)) if differs[p] and not differs[p - 1]]  # where each use of the name starts to differ
+    uses = {p: i for i, p in enumerate(first_renamed)}
+    out = []
+    for p, byte in enumerate(row):
+        char = prompts.printable(chr(byte)).replace(" ", "·").replace("\\n", "⏎")
+        if p in uses:
+            out.append((f"{p} {char}: renamed, use {uses[p] + 1}", True))
+        elif p == len(row) - 1:
+            out.append((f"{p} {char}: last (predicts the next letter)", True))
+        else:
+            out.append((f"{p} {char}", differs[p] or p in {q - 1 for q in first_renamed}))
+    return out
+
+
+@figure(
+    "patching-identifier",
+    title="A renamed variable: which stream and which head carry the name to where it is used",
+    caption=(
+        "Clean input: a short Python function that assigns a variable twice and stops in `return` after the name's "
+        "prefix (`return row_`); corrupted input: the same function with the variable renamed (`row_index` becomes "
+        "`row_value`), so the next byte should change from `i` to `v`. Twelve pairs of 9-byte names, in both orders "
+        "(24 rows). Metric: the logit of the clean answer minus the corrupted answer at the last position, rescaled so "
+        "the corrupted run reads 0 and the clean run 1. Left: patching the clean residual stream at one position and "
+        "depth into the corrupted run (key positions; the labels are the first row's bytes). Right: patching one "
+        "head's output at every position. Flagship seeds 0-2 (pick one)."
+    ),
+    model="flagship-bytes-2l seeds 0-2 (models/flagship-bytes-2l-s*, trained by explorer/longruns/flagship.py)",
+)
+def patching_identifier(ctx: FigureContext) -> alt.Chart:
+    from explorer.ensemble import claim_over_seeds
+    from explorer.models import flagship
+
+    pair = identifier_pairs()
+    roles = identifier_roles(pair)
+    keys = [q for q, (_, key) in enumerate(roles) if key]  # the positions patched one by one
+    stages = ["embed", "after L0", "after L1"]
+    top1_clean, top1_corrupted = {}, {}
+    clean_diff, untrained_diff, top, top_recovered, runner_up, resid_renamed, resid_last, induction_top = {}, {}, {}, {}, {}, {}, {}, {}
+    seeds = (0, 1, 2)
+    for seed in seeds:
+        model = flagship.load(seed, device=ctx.device)
+        clean, corrupted = pair["clean"].to(ctx.device), pair["corrupted"].to(ctx.device)
+        metric = patching.logit_difference(pair["answers"].to(ctx.device), pair["corrupt_answers"].to(ctx.device))
+        with torch.no_grad():
+            clean_logits, corrupt_logits = model(clean)[:, -1], model(corrupted)[:, -1]  # (rows, vocab)
+            top1_clean[seed] = (clean_logits.argmax(-1).cpu() == pair["answers"]).float().mean().item()
+            top1_corrupted[seed] = (corrupt_logits.argmax(-1).cpu() == pair["corrupt_answers"]).float().mean().item()
+            clean_value, corrupt_value = metric(model(clean)).item(), metric(model(corrupted)).item()
+            untrained_diff[seed] = metric(flagship.load(seed, step=0, device=ctx.device)(clean)).item()
+        scaled = patching.normalized(metric, clean_value, corrupt_value)
+        resid = patching.patch_residual_stream(model, clean, corrupted, scaled, keys)  # (stage, key position)
+        by_head = patching.patch_head_outputs(model, clean, corrupted, scaled)  # (layer, head)
+        scores = probes.head_scores(model, probes.probe_set(model, prompts.FLAGSHIP, ctx.scale))  # the same inputs for every seed
+        flat = by_head.flatten()
+        order = flat.argsort(descending=True)
+        best_layer, best_head = divmod(int(order[0]), model.cfg.n_heads)
+        clean_diff[seed] = clean_value
+        top[seed] = f"L{best_layer}H{best_head}"
+        top_recovered[seed] = float(flat[order[0]])
+        runner_up[seed] = float(flat[order[1]])
+        renamed = [i for i, q in enumerate(keys) if "renamed" in roles[q][0]]
+        resid_renamed[seed] = float(resid[1, renamed].max())  # after L0, at a renamed byte
+        resid_last[seed] = float(resid[1, -1])  # after L0, at the last position
+        best_induction = scores.loc[scores.induction.idxmax()]
+        induction_top[seed] = int(f"L{int(best_induction.layer)}H{int(best_induction['head'])}" == top[seed])
+        records = [{"stage": stages[s], "s": s, "pos": roles[q][0], "p": q, "v": round(resid[s, i].item(), 3)}
+                   for s in range(resid.shape[0]) for i, q in enumerate(keys)]  # fmt: skip
+        head_rows = [{"layer": int(r.layer), "head": int(r.head), "label": f"L{int(r.layer)}H{int(r.head)}",
+                      "v": round(by_head[int(r.layer), int(r.head)].item(), 3), "induction": round(float(r.induction), 3),
+                      "previous_token": round(float(r.previous_token), 3)} for r in scores.itertuples()]  # fmt: skip
+        ctx.asset(f"seeds/{seed}.json", {"patch": records, "heads": head_rows})
+    ctx.claim("rows", int(pair["clean"].shape[0]))
+    ctx.claim("pairs", len(IDENTIFIER_PAIRS))
+    ctx.claim("top_head", top[0])
+    ctx.claim("seeds_top_head_is_induction_head", sum(induction_top.values()))
+    ctx.claim("seeds_same_top_head", sum(t == top[0] for t in top.values()))
+    claim_over_seeds(ctx, "clean_logit_diff", clean_diff)
+    claim_over_seeds(ctx, "top1_clean", top1_clean)  # the next byte right on the clean input (chance: 1 in 95)
+    claim_over_seeds(ctx, "top1_corrupted", top1_corrupted)
+    claim_over_seeds(ctx, "untrained_logit_diff", untrained_diff)
+    claim_over_seeds(ctx, "top_head_recovered", top_recovered)
+    claim_over_seeds(ctx, "runner_up_recovered", runner_up)
+    claim_over_seeds(ctx, "after_l0_renamed_max", resid_renamed)
+    claim_over_seeds(ctx, "after_l0_last", resid_last)
+
+    panel = charts.Panel()
+    panel.data("seed", [str(s) for s in seeds], label="Seed", default="0")
+    panel.source("seeds/{seed}.json", datasets=["patch", "heads"])
+    base = alt.Chart(alt.NamedData("patch")).encode(
+        y=alt.X("pos:N", sort=alt.EncodingSortField("p", op="min"), title="position (first row's byte)", axis=alt.Axis(labelLimit=260)),
+        x=alt.Y("stage:N", sort=alt.EncodingSortField("s", op="min"), title="stream patched", axis=alt.Axis(labelAngle=0)),
+    )
+    tip = ["stage:N", alt.Tooltip("pos:N", title="position"), alt.Tooltip("v:Q", title="recovered", format=".2f")]
+    stream = alt.layer(
+        base.mark_rect().encode(color=alt.Color("v:Q", scale=recovery_scale(), title="recovered", legend=alt.Legend(gradientLength=80)), tooltip=tip),
+        base.mark_text(fontSize=charts.LABEL_SIZE).encode(text=alt.Text("v:Q", format=".2f"), color=on_cell("v")),
+    ).properties(width=alt.Step(64), height=alt.Step(20), title="residual stream")
+    hbase = alt.Chart(alt.NamedData("heads")).encode(x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0)), y=alt.Y("layer:O", title="layer"))
+    htip = [alt.Tooltip("label:N", title="head"), alt.Tooltip("v:Q", title="recovered", format=".2f"),
+            alt.Tooltip("induction:Q", title="induction score", format=".2f"), alt.Tooltip("previous_token:Q", title="previous-token score", format=".2f")]
+    by_head = alt.layer(
+        hbase.mark_rect().encode(color=alt.Color("v:Q", scale=recovery_scale(), legend=None), tooltip=htip),
+        hbase.mark_text(fontSize=charts.LABEL_SIZE).encode(text=alt.Text("v:Q", format=".2f"), color=on_cell("v")),
+    ).properties(width=alt.Step(48), height=alt.Step(36), title="one head's output")
+    return panel.finish(alt.hconcat(stream, by_head, spacing=28))

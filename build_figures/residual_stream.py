@@ -25,7 +25,7 @@ def window_panel(runs: list[tuple[str, str]], texts: dict[str, list[str]], datas
     """The model-and-prompt choice, and a slider over the first position shown, bounded by the
     chosen prompt (the last window ends on its last token) and back at 0 on every new choice."""
     keys = [run_key(name, kind) for name, kind in runs]
-    default = "gelu-2l--code" if "gelu-2l--code" in keys else keys[0]
+    default = f"{prompts.FLAGSHIP}--code" if f"{prompts.FLAGSHIP}--code" in keys else keys[0]
     panel = charts.Panel()
     panel.data("run", keys, label="Model and prompt", labels=[f"{name}: {PROMPT_LABELS[kind]}" for name, kind in runs],
                default=default, fresh=True)  # fresh: a clicked position goes back to its default too

@@ -59,3 +59,59 @@ def lens_model(plain: dict[str, Tensor], arch: dict[str, Any] | None = None, dev
 def encode(text: str) -> Int[Tensor, " pos"]:
     """Text as the model reads it: its UTF-8 bytes."""
     return torch.tensor(list(text.encode("utf-8")), dtype=torch.long)
+
+
+MODEL_NAME = "flagship-bytes-2l"  # the articles' name for seed 0, the flagship the interpretability pages read
+
+
+def _byte_symbols() -> list[str]:
+    """GPT-2's printable stand-in character for each byte value (so a byte-level tokenizer can hold all 256)."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in keep else chr(next(extra)) for b in range(256)]
+
+
+def byte_tokenizer():
+    """A tokenizer whose token id is the byte value (no merges, no special tokens), as TransformerBridge wants one.
+
+    A fresh one per model: the bridge writes its special tokens into the tokenizer it is given. Byte 0
+    is the unknown token, so the end-of-text token the bridge asks for maps onto it instead of a
+    257th id the model does not have (prompts.start_tokens then sees that there is none)."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers
+    from tokenizers import models as token_models
+    from transformers import PreTrainedTokenizerFast
+
+    symbols = _byte_symbols()
+    tok = Tokenizer(token_models.BPE(vocab={s: b for b, s in enumerate(symbols)}, merges=[], unk_token=symbols[0]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=symbols[0])
+    wrapped.byte_level_flagship = True  # read by prompts.sampling_vocab
+    return wrapped
+
+
+def stored(seed: int = 0):
+    """A stored flagship run (literal names, so a figure that loads one hashes its provenance)."""
+    from explorer import artifacts
+
+    return {0: lambda: artifacts.load("flagship-bytes-2l-s0"), 1: lambda: artifacts.load("flagship-bytes-2l-s1"),
+            2: lambda: artifacts.load("flagship-bytes-2l-s2")}[seed]()  # fmt: skip
+
+
+def load(seed: int = 0, step: int | None = None, device: torch.device | str | None = None):
+    """The trained flagship (or a checkpoint of its run) as a TransformerBridge that reads text as bytes."""
+    run = stored(seed)
+    weights = run.weights if step is None else run.checkpoints[step]
+    return lens_model(weights, device=device, tokenizer=byte_tokenizer())
+
+
+def heldout_rows(n_rows: int, n_ctx: int = ARCH["n_ctx"]) -> Int[Tensor, "rows n_ctx"]:
+    """The training run's held-out rows (code it never saw), rebuilt exactly as the run built them."""
+    import numpy as np
+
+    from explorer.data import code_corpus
+    from explorer.longruns import flagship as run
+
+    data = code_corpus.corpus_bytes("heldout", run.HELDOUT_LIMIT)
+    starts = np.linspace(0, len(data) - ARCH["n_ctx"] - 1, n_rows).astype(np.int64)
+    return run.windows(data, starts, ARCH["n_ctx"])[:, :n_ctx]

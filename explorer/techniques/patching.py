@@ -38,23 +38,37 @@ def normalized(metric: Callable, clean_value: float, corrupt_value: float) -> Ca
 
 @torch.no_grad()
 def patch_residual_stream(
-    model, clean_tokens: Int[torch.Tensor, "batch pos"], corrupted_tokens: Int[torch.Tensor, "batch pos"], metric: Callable
+    model, clean_tokens: Int[torch.Tensor, "batch pos"], corrupted_tokens: Int[torch.Tensor, "batch pos"], metric: Callable,
+    positions: Sequence[int] | None = None,
 ) -> Float[torch.Tensor, "stage pos"]:
     """Metric after patching the clean residual stream at one (stage, position) into the corrupted run.
 
     Stage 0 is the stream before the first block (the embeddings), stage l+1 the stream after block l.
+    `positions`: only these columns (in this order), for long inputs where most positions are context.
     """
+    import pandas as pd
+
     _, clean_cache = model.run_with_cache(clean_tokens)
     n_pos = clean_tokens.shape[1]
+    if positions is None:
+        before = tl_patching.generic_activation_patch(
+            model, corrupted_tokens, clean_cache, metric, tl_patching.layer_pos_patch_setter, "resid_pre",
+            index_df=tl_patching.make_df_from_ranges([1, n_pos], ["layer", "pos"]),
+        )  # (pos,)
+        after = tl_patching.generic_activation_patch(
+            model, corrupted_tokens, clean_cache, metric, tl_patching.layer_pos_patch_setter, "resid_post",
+            index_axis_names=["layer", "pos"],
+        )  # (layer, pos)
+        return torch.cat([before.unsqueeze(0), after]).cpu()
+    positions = list(positions)
+    layers = model.cfg.n_layers
     before = tl_patching.generic_activation_patch(
         model, corrupted_tokens, clean_cache, metric, tl_patching.layer_pos_patch_setter, "resid_pre",
-        index_df=tl_patching.make_df_from_ranges([1, n_pos], ["layer", "pos"]),
-    )  # (pos,)
+        index_df=pd.DataFrame({"layer": [0] * len(positions), "pos": positions}))  # (k,)
     after = tl_patching.generic_activation_patch(
         model, corrupted_tokens, clean_cache, metric, tl_patching.layer_pos_patch_setter, "resid_post",
-        index_axis_names=["layer", "pos"],
-    )  # (layer, pos)
-    return torch.cat([before.unsqueeze(0), after]).cpu()
+        index_df=pd.DataFrame({"layer": [l for l in range(layers) for _ in positions], "pos": positions * layers}))  # (layer * k,)
+    return torch.cat([before.reshape(1, -1), after.reshape(layers, -1)]).cpu()
 
 
 @torch.no_grad()

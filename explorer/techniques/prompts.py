@@ -13,6 +13,7 @@ from jaxtyping import Int
 from explorer import models
 from explorer.data import corpus
 from explorer.errors import check_choice
+from explorer.models import flagship
 from explorer.models.tokenizer import token_strings as visible_token_strings
 from explorer.techniques.probes import repeated_random_tokens
 
@@ -35,9 +36,12 @@ PROMPT_KINDS = ("code", "prose", "repeat")
 REPEAT_HALF = 16  # random tokens per copy in the "repeat" prompt
 
 
+FLAGSHIP = flagship.MODEL_NAME  # the byte-level flagship (models/flagship-bytes-2l-s0), first in every model list
+
+
 def zoo_or(ctx_model: str, default_label: str) -> list[str]:
-    """Every zoo model for the published figure, or just the model asked for with `--model`."""
-    return list(models.ZOO) if ctx_model == default_label else [ctx_model]
+    """The flagship and every zoo model for the published figure, or just the model asked for with `--model`."""
+    return [FLAGSHIP, *models.ZOO] if ctx_model == default_label else [ctx_model]
 
 
 def reads_text(name: str) -> bool:
@@ -45,7 +49,10 @@ def reads_text(name: str) -> bool:
 
 
 def load(ctx, name: str):
-    """A zoo model at the figure's scale, or a hub model (ModelUnavailable when not cached)."""
+    """The stored flagship, a zoo model at the figure's scale, or a hub model (ModelUnavailable when not cached).
+    The flagship is the same stored model at every scale: it is never trained by `make figures`."""
+    if name == FLAGSHIP:
+        return flagship.load(device=ctx.device)
     return models.load(name, scale=ctx.scale, device=ctx.device)
 
 
@@ -75,7 +82,10 @@ def prompt_tokens(model, name: str, kind: str, seed: int = 0) -> Int[torch.Tenso
 
 
 def sampling_vocab(model) -> list[int]:
-    """Token ids to draw random sequences from: the whole vocabulary except special tokens."""
+    """Token ids to draw random sequences from: the whole vocabulary except special tokens (for the
+    byte-level flagship: printable ASCII, as its training film's probe; other bytes are not text)."""
+    if getattr(model.tokenizer, "byte_level_flagship", False):
+        return list(flagship.PRINTABLE)
     special = set(getattr(model.tokenizer, "all_special_ids", []) or [])
     return [i for i in range(model.cfg.d_vocab) if i not in special]
 
@@ -97,7 +107,9 @@ def printable(text: str) -> str:
 def heldout_tokens(ctx, model, name: str, n: int, length: int) -> Int[torch.Tensor, "n length"]:
     """`n` rows of text the model was not trained on: the zoo's held-out split, or for a hub model
     the held-out standard-library files in its own tokenizer."""
-    if name in models.ZOO:
+    if name == FLAGSHIP:
+        rows = flagship.heldout_rows(n, length)
+    elif name in models.ZOO:
         rows = models.heldout_tokens(name, n, scale=ctx.scale)[:, :length]
     else:
         ids = torch.tensor(model.tokenizer.encode(corpus.corpus_text("heldout")[: 400 * n * length], add_special_tokens=False))
