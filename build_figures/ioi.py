@@ -33,7 +33,10 @@ GPT2_CIRCUIT = {
     "duplicate token": [(0, 1), (0, 10), (3, 0)],
     "previous token": [(2, 2), (4, 11)],
 }
-CLASSES = tuple(GPT2_CIRCUIT)
+# Ours has one more: a head at END that attends to S2 and writes against S itself, straight into the
+# logits (Wang et al.'s S-inhibition heads attend to S2 too, but act through the name movers' queries).
+CLASSES = (*GPT2_CIRCUIT, "S suppressor")
+SUPPRESSOR_DLA = 0.25  # ... an END head attending to S2 whose direct push is at least this share of the logit difference
 
 
 def stored(seed: int) -> artifacts.Artifact:
@@ -86,8 +89,8 @@ def mean_over(batches_: list[ioi.Batch], fn) -> torch.Tensor | dict:
     return sum(values) / len(values)
 
 
-def classify(row: dict) -> str | None:
-    """A head's IOI class from where its output matters and where it looks (None: not in the circuit)."""
+def classify(row: dict, logit_diff: float) -> str | None:
+    """A head's IOI class from where its output matters, where it looks and what it writes (None: not in the circuit)."""
     effects = {role: 1.0 - row[f"left_{role}"] for role in ("END", "S2", "S1+1")}  # share of the logit difference lost
     role = max(effects, key=lambda r: abs(effects[r]))
     if abs(effects[role]) < THRESHOLD:
@@ -95,7 +98,9 @@ def classify(row: dict) -> str | None:
     if role == "END":
         if row["dla"] < 0:
             return "negative name mover"
-        return "name mover" if row["END->IO"] > row["END->S2"] else "S-inhibition"
+        if row["END->IO"] > row["END->S2"]:
+            return "name mover"
+        return "S suppressor" if row["dla"] >= SUPPRESSOR_DLA * logit_diff else "S-inhibition"
     if role == "S2":
         return "duplicate token" if row["S2->S1"] >= row["S2->S1+1"] else "induction"
     return "previous token"
@@ -114,21 +119,24 @@ def analyse(model, scale: str, hub: bool, seed: int = 0) -> dict:
         for head in range(model.cfg.n_heads):
             row = {"layer": layer, "head": head, "label": f"L{layer}H{head}", "dla": float(dla[layer, head]),
                    **{f"left_{r}": float(v[layer, head]) for r, v in left.items()}, **{k: float(v[layer, head]) for k, v in attention.items()}}  # fmt: skip
-            row["class"] = classify(row)
+            row["class"] = classify(row, result["logit_diff"])
             rows.append(row)
     table = pd.DataFrame(rows)
     circuit = [(r["layer"], r["head"]) for r in rows if r["class"] is not None]
     full = result["logit_diff"]
-    kept = mean_over(data, lambda b: ioi.circuit_logit_diff(model, b, circuit))
-    nothing = mean_over(data, lambda b: ioi.circuit_logit_diff(model, b, []))
+    means = {id(b): ioi.abc_means(model, b) for b in data}
+    kept = mean_over(data, lambda b: ioi.circuit_logit_diff(model, b, circuit, means[id(b)]))
+    nothing = mean_over(data, lambda b: ioi.circuit_logit_diff(model, b, [], means[id(b)]))
+    suppressors = [(r["layer"], r["head"]) for r in rows if r["class"] == "S suppressor"]
+    alone = mean_over(data, lambda b: ioi.circuit_logit_diff(model, b, suppressors, means[id(b)])) if suppressors else 0.0
     everyone = [(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
     generator = torch.Generator().manual_seed(seed)
     random_sets = []
     for _ in range(size["random_sets"]):
         pick = torch.randperm(len(everyone), generator=generator)[: len(circuit)].tolist()
-        random_sets.append(mean_over(data, lambda b, pick=pick: ioi.circuit_logit_diff(model, b, [everyone[i] for i in pick])) / full)
+        random_sets.append(mean_over(data, lambda b, pick=pick: ioi.circuit_logit_diff(model, b, [everyone[i] for i in pick], means[id(b)])) / full)
     randoms = torch.tensor(random_sets)
-    return {**result, "table": table, "circuit": circuit, "faithfulness": kept / full, "nothing": nothing / full,
+    return {**result, "table": table, "circuit": circuit, "faithfulness": kept / full, "nothing": nothing / full, "suppressors_alone": alone / full,
             "random_mean": randoms.mean().item(), "random_p95": torch.quantile(randoms, 0.95).item(), "n_heads": len(everyone),
             "names": len(data[0].io), "prompts": sum(len(b.io) for b in data)}  # fmt: skip
 
@@ -149,7 +157,7 @@ def runs_of(ctx: FigureContext) -> dict[str, dict]:
 
 
 _ANALYSED: dict[tuple[str, str], dict] = {}
-SHORT = {"name mover": "NM", "backup name mover": "BNM", "negative name mover": "NNM", "S-inhibition": "SI", "induction": "IND",
+SHORT = {"S suppressor": "SS", "name mover": "NM", "backup name mover": "BNM", "negative name mover": "NNM", "S-inhibition": "SI", "induction": "IND",
          "duplicate token": "DT", "previous token": "PT"}  # fmt: skip
 
 
@@ -169,8 +177,8 @@ def claim_runs(ctx: FigureContext, runs: dict[str, dict], key: str, fn) -> None:
         "Every head of the chosen run (columns: head, rows: layer). Left: the share of the logit difference (IO minus S "
         "at the last word) lost when the head's output at END, at S2 or at the word after S1 is taken from the corrupted "
         "run, in which the repeated name is a third name (ABC); negative: the model does better without it. Right: the "
-        "head's direct push on IO - S at END (logits). Cell text: the class the head is given (NM name mover, NNM "
-        "negative name mover, SI S-inhibition, IND induction, DT duplicate token, PT previous token; blank: outside the "
+        "head's direct push on IO - S at END (logits). Cell text: the class the head is given (SS S suppressor: attends "
+        "to S2 and pushes S down itself; NM name mover, NNM negative name mover, SI S-inhibition, IND induction, DT duplicate token, PT previous token; blank: outside the "
         "circuit). Hover a head for its attention between the roles. Mean over 8 templates."
     ),
     model=OURS,
@@ -190,8 +198,15 @@ def ioi_heads(ctx: FigureContext) -> alt.Chart:
     data = pd.DataFrame(long)
     first = next(iter(runs.values()))
     claim_runs(ctx, runs, "circuit_heads", lambda r: len(r["circuit"]))
+    at_end = ("name mover", "negative name mover", "S-inhibition", "S suppressor")  # the classes whose output matters at END
+    claim_runs(ctx, runs, "circuit_heads_at_end", lambda r: int(r["table"]["class"].isin(at_end).sum()))
     claim_runs(ctx, runs, "name_movers", lambda r: int((r["table"]["class"] == "name mover").sum()))
     claim_runs(ctx, runs, "s_inhibition", lambda r: int((r["table"]["class"] == "S-inhibition").sum()))
+    claim_runs(ctx, runs, "s_suppressors", lambda r: int((r["table"]["class"] == "S suppressor").sum()))
+    suppressors = lambda r: r["table"][r["table"]["class"] == "S suppressor"]  # noqa: E731
+    claim_runs(ctx, runs, "suppressor_attention_s2", lambda r: float(suppressors(r)["END->S2"].mean()) if len(suppressors(r)) else 0.0)
+    claim_runs(ctx, runs, "suppressor_dla_share", lambda r: float(suppressors(r).dla.sum() / r["logit_diff"]) if len(suppressors(r)) else 0.0)
+    claim_runs(ctx, runs, "suppressor_end_loss", lambda r: float((1 - suppressors(r).left_END).max()) if len(suppressors(r)) else 0.0)
     claim_runs(ctx, runs, "s2_heads", lambda r: int(r["table"]["class"].isin(["duplicate token", "induction"]).sum()))
     claim_runs(ctx, runs, "top_dla", lambda r: float(r["table"].dla.max()))
     claim_runs(ctx, runs, "top_end_loss", lambda r: float((1 - r["table"].left_END).max()))
@@ -224,7 +239,7 @@ def ioi_heads(ctx: FigureContext) -> alt.Chart:
         "mean-ablated (its output replaced by its mean over the ABC run, position by position): the found circuit, "
         "random sets of as many heads (mean and 95th percentile), and no head at all. One point per run. Right: heads "
         "per class in the found circuits (mean over runs) beside the 26 heads in 7 classes that Wang et al. (2022) "
-        "found in GPT-2 small."
+        "found in GPT-2 small (which has no S-suppressor class)."
     ),
     model=OURS,
     model_option=True,
@@ -239,6 +254,7 @@ def ioi_circuit(ctx: FigureContext) -> alt.Chart:
     claim_runs(ctx, runs, "random_faithfulness_mean", lambda r: r["random_mean"])
     claim_runs(ctx, runs, "random_faithfulness_p95", lambda r: r["random_p95"])
     claim_runs(ctx, runs, "nothing_faithfulness", lambda r: r["nothing"])
+    claim_runs(ctx, runs, "suppressors_alone_faithfulness", lambda r: r["suppressors_alone"])
     claim_runs(ctx, runs, "circuit_share_of_heads", lambda r: len(r["circuit"]) / r["n_heads"])
     if all("untrained" in r for r in runs.values()):
         claim_runs(ctx, runs, "untrained_logit_diff", lambda r: r["untrained"])
@@ -249,6 +265,7 @@ def ioi_circuit(ctx: FigureContext) -> alt.Chart:
     ctx.claim("gpt2_classes", len(GPT2_CIRCUIT))
     ctx.claim("gpt2_share_of_heads", sum(len(v) for v in GPT2_CIRCUIT.values()) / 144)
     ctx.claim("classes_found", sum(any((r["table"]["class"] == c).any() for r in runs.values()) for c in CLASSES))
+    ctx.claim("gpt2_classes_found", sum(any((r["table"]["class"] == c).any() for r in runs.values()) for c in GPT2_CIRCUIT))
 
     bars = []
     for name, r in runs.items():
@@ -265,7 +282,7 @@ def ioi_circuit(ctx: FigureContext) -> alt.Chart:
     for cls in CLASSES:
         ours = sum(int((r["table"]["class"] == cls).sum()) for r in runs.values()) / len(runs)
         counts.append({"class": cls, "model": "found here (mean over runs)", "heads": round(ours, 2)})
-        counts.append({"class": cls, "model": "GPT-2 small (Wang et al.)", "heads": len(GPT2_CIRCUIT[cls])})
+        counts.append({"class": cls, "model": "GPT-2 small (Wang et al.)", "heads": len(GPT2_CIRCUIT.get(cls, []))})
     models_ = ["found here (mean over runs)", "GPT-2 small (Wang et al.)"]
     shape = alt.Chart(pd.DataFrame(counts)).mark_bar().encode(
         y=alt.Y("class:N", sort=list(CLASSES), title=None), yOffset=alt.YOffset("model:N", sort=models_),

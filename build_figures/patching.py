@@ -12,8 +12,9 @@ from explorer import charts
 from explorer.pipeline import FigureContext, figure
 from explorer.techniques import patching, probes, prompts
 
-ZOO_LABEL = "each model of the zoo (explorer.models.ZOO, one training run each), trained by explorer/models/zoo.py"
-SMOKE_MODELS = (prompts.FLAGSHIP, "attn-only-2l", "induction-2l")
+ZOO_LABEL = ("the flagship (models/flagship-bytes-2l-s0), induction-2l and attn-only-2l of the zoo (explorer/models/zoo.py), "
+             "one training run each")  # fmt: skip
+PATCHED_MODELS = (prompts.FLAGSHIP, "attn-only-2l", "induction-2l")  # the other zoo code models add no induction head, only minutes
 NULL_DRAWS = {"smoke": 4, "full": 10}
 LABELS = 3  # heads named in the ablation plot: the costliest that beat their null
 
@@ -76,9 +77,9 @@ def position_roles(run: dict) -> list[tuple[str, bool]]:
 
 
 def sweep_models(ctx: FigureContext) -> list[str]:
-    """The zoo (or the `--model`); smoke builds sweep two models only, to keep the tests fast."""
+    """PATCHED_MODELS (or the `--model`): the flagship, the synthetic-task model and one zoo code model."""
     names = prompts.zoo_or(ctx.model, ZOO_LABEL)
-    return ctx.pick(smoke=[n for n in names if n in SMOKE_MODELS] or names, full=names)
+    return [n for n in names if n in PATCHED_MODELS] or names
 
 
 def default_model(names: list[str]) -> str:
@@ -240,7 +241,7 @@ def ablation_table(ctx: FigureContext, name: str) -> tuple[pd.DataFrame, float]:
     model_option=True,
 )
 def patching_ablation(ctx: FigureContext) -> alt.Chart:
-    names = prompts.zoo_or(ctx.model, ZOO_LABEL)
+    names = sweep_models(ctx)
     tables = []
     for name in names:
         table, clean_loss = ablation_table(ctx, name)

@@ -109,8 +109,8 @@ def test_unknown_ablation_is_named(pair):
         patching.ablate_heads(tiny_models.tiny(), pair[0], "noise", pair[0])
 
 
-MODELS = ("attn_only_1l", "attn_only_2l", "attn_only_3l", "gelu_1l", "gelu_2l", "induction_2l")
-SWEPT_AT_SMOKE = ("attn_only_2l", "induction_2l")
+MODELS = ("flagship_bytes_2l", "attn_only_2l", "induction_2l")  # build_figures/patching.py PATCHED_MODELS, at every scale
+SWEPT_AT_SMOKE = MODELS
 
 
 def test_patching_figure_endpoints_recover_everything(smoke_claims):
@@ -137,6 +137,7 @@ def test_ablation_claims(smoke_claims):
     claims = smoke_claims("patching-ablation")
     for key in MODELS:
         assert claims[f"{key}_clean_loss"] > 0
+    assert claims["models"] == len(MODELS)
     induction = "induction_2l"
     assert claims[f"{induction}_mean_top_increase"] > claims[f"{induction}_mean_top_null_p95"]  # the top head beats its null
     assert claims[f"{induction}_mean_top_head"].startswith("L0")  # the head the loss needs most is in layer 0 ...

@@ -108,29 +108,36 @@ def patch_heads_by_role(model, batch: Batch, roles: Sequence[str] = ("END", "S2"
     return out
 
 
-def _mean_z_hooks(model, batch: Batch, keep: Iterable[tuple[int, int]]) -> list:
-    """Hooks that replace the output (hook_z) of every head not in `keep` by its mean over the ABC run, per position."""
-    keep = set(keep)
+@torch.no_grad()
+def abc_means(model, batch: Batch) -> list[Float[Tensor, "1 pos head d_head"]]:
+    """Each layer's head outputs (hook_z) averaged over the batch's corrupted (ABC) prompts, per position."""
     names = [patching.z_name(layer) for layer in range(model.cfg.n_layers)]
     _, cache = model.run_with_cache(batch.corrupted.to(model.cfg.device), names_filter=lambda n: n in names)
+    return [cache[name].mean(0, keepdim=True) for name in names]
+
+
+def _mean_z_hooks(model, means: list[Tensor], keep: Iterable[tuple[int, int]]) -> list:
+    """Hooks that replace the output (hook_z) of every head not in `keep` by its ABC mean."""
+    keep = set(keep)
     hooks = []
-    for layer, name in enumerate(names):
+    for layer, mean in enumerate(means):
         ablated = [h for h in range(model.cfg.n_heads) if (layer, h) not in keep]
         if not ablated:
             continue
-        mean = cache[name].mean(0, keepdim=True)  # (1, pos, head, d_head)
 
         def replace(z, hook=None, mean=mean, ablated=ablated):
             z = z.clone()
             z[:, :, ablated] = mean[:, :, ablated].to(z)
             return z
 
-        hooks.append((name, replace))
+        hooks.append((patching.z_name(layer), replace))
     return hooks
 
 
 @torch.no_grad()
-def circuit_logit_diff(model, batch: Batch, keep: Iterable[tuple[int, int]]) -> float:
-    """Mean logit difference with every head outside `keep` mean-ablated over the ABC run."""
-    logits = model.run_with_hooks(batch.clean.to(model.cfg.device), fwd_hooks=_mean_z_hooks(model, batch, keep))
+def circuit_logit_diff(model, batch: Batch, keep: Iterable[tuple[int, int]], means: list[Tensor] | None = None) -> float:
+    """Mean logit difference with every head outside `keep` mean-ablated over the ABC run
+    (`means`: abc_means(model, batch), when one batch is scored for many sets)."""
+    means = abc_means(model, batch) if means is None else means
+    logits = model.run_with_hooks(batch.clean.to(model.cfg.device), fwd_hooks=_mean_z_hooks(model, means, keep))
     return logit_diff(logits, batch).mean().item()
