@@ -16,6 +16,7 @@ ZOO_LABEL = ("the flagship (models/flagship-bytes-2l-s0), induction-2l and attn-
              "one training run each")  # fmt: skip
 PATCHED_MODELS = (prompts.FLAGSHIP, "attn-only-2l", "induction-2l")  # the other zoo code models add no induction head, only minutes
 NULL_DRAWS = {"smoke": 4, "full": 10}
+ABLATION_TOKENS = 4096  # held-out tokens per ablation run (32 rows of the zoo's 128-token context)
 LABELS = 3  # heads named in the ablation plot: the costliest that beat their null
 
 
@@ -210,7 +211,8 @@ def ablation_table(ctx: FigureContext, name: str) -> tuple[pd.DataFrame, float]:
     """Loss rise on held-out text for each head under each ablation, its null, and the head's scores."""
     model = prompts.load(ctx, name)
     p = probes.probe_set(model, name, ctx.scale)
-    text, reference = p.text[0::2].to(model.cfg.device), p.text[1::2].to(model.cfg.device)  # interleaved: both span the held-out rows
+    rows = min(len(p.text) // 2, max(8, ABLATION_TOKENS // model.cfg.n_ctx))  # the flagship's rows are twice as long as the zoo's
+    text, reference = p.text[0::2][:rows].to(model.cfg.device), p.text[1::2][:rows].to(model.cfg.device)  # interleaved: both span the held-out rows
     scores = probes.head_scores(model, p)
     frames, clean_loss = [], 0.0
     for i, method in enumerate(patching.ABLATIONS):

@@ -41,8 +41,8 @@ def test_the_lens_mapping_carries_mlps():
     with torch.no_grad():
         for p in plain.parameters():
             p.add_(0.2 * torch.randn_like(p))
-    assert flagship.arch_of(plain.state_dict())["d_mlp"] == 64
-    lens = flagship.lens_model(plain.state_dict())
+    assert flagship.arch_of(plain.state_dict())["d_mlp"] == 64 and not flagship.arch_of(plain.state_dict())["attn_only"]
+    lens = flagship.lens_model(plain.state_dict(), arch)
     tokens = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(1))
     assert torch.allclose(plain(tokens), lens(tokens), atol=1e-5)
 
@@ -88,3 +88,13 @@ def test_patching_and_ablation_single_out_the_flagships_induction_head(smoke_cla
     assert ablation["flagship_bytes_2l_mean_top_induction_head"] == heads["flagship_bytes_2l_top_head"]
     assert ablation["flagship_bytes_2l_mean_top_induction_head_increase"] > 2 * ablation["flagship_bytes_2l_mean_top_induction_head_null_p95"]
     assert ablation["flagship_bytes_2l_zero_top_increase"] < 2 * ablation["flagship_bytes_2l_zero_top_null_p95"]
+
+
+def test_the_gelu_flagship_forms_the_same_heads_at_a_lower_loss(smoke_claims):
+    claims = smoke_claims("flagship-gelu")
+    assert claims["gelu_induction_head"].startswith("L1") and claims["gelu_previous_token_head"].startswith("L0")
+    assert claims["gelu_induction_final"] > 10 * claims["gelu_induction_untrained"]
+    assert claims["gelu_heldout_loss_final"] < claims["attn_only_heldout_loss_best"]
+    assert claims["gelu_window_start_mbytes"] < claims["gelu_window_end_mbytes"]
+    # today's detectors on the stored weights give the number the training film recorded
+    assert claims["gelu_rescored_induction_final"] == pytest.approx(claims["gelu_induction_final"], abs=0.02)

@@ -89,7 +89,7 @@ def test_transformer_lens_scores_the_induction_head_lower_than_we_do(smoke_claim
 
 
 def test_viewer_has_a_file_per_model_and_prompt(smoke, smoke_claims):
-    assert smoke_claims("heads-viewer")["runs"] == 5 * 3 + 1
+    assert smoke_claims("heads-viewer")["runs"] == 6 * 3 + 1  # the flagship and five zoo code models, three prompts each; induction-2l, one
     spec = smoke.spec("heads-viewer")
     control = spec["usermeta"]["explorer"]["controls"][0]
     for run in control["options"]:
