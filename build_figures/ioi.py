@@ -112,6 +112,7 @@ def analyse(model, scale: str, hub: bool, seed: int = 0) -> dict:
     data = batches(model, size["eval_prompts"], hub)
     result = mean_over(data, lambda b: ioi.behaviour(model, b))
     attention = mean_over(data, lambda b: ioi.attention_roles(model, b))
+    on_abc = mean_over(data, lambda b: ioi.attention_roles(model, b, corrupted=True))["END->S2"]  # S2's slot holding a fresh name
     dla = mean_over(data, lambda b: ioi.head_dla(model, b))
     left = mean_over(data, lambda b: ioi.patch_heads_by_role(model, b))
     rows = []
@@ -119,6 +120,7 @@ def analyse(model, scale: str, hub: bool, seed: int = 0) -> dict:
         for head in range(model.cfg.n_heads):
             row = {"layer": layer, "head": head, "label": f"L{layer}H{head}", "dla": float(dla[layer, head]),
                    **{f"left_{r}": float(v[layer, head]) for r, v in left.items()}, **{k: float(v[layer, head]) for k, v in attention.items()}}  # fmt: skip
+            row["END->S2 (ABC)"] = float(on_abc[layer, head])
             row["class"] = classify(row, result["logit_diff"])
             rows.append(row)
     table = pd.DataFrame(rows)
@@ -205,6 +207,7 @@ def ioi_heads(ctx: FigureContext) -> alt.Chart:
     claim_runs(ctx, runs, "s_suppressors", lambda r: int((r["table"]["class"] == "S suppressor").sum()))
     suppressors = lambda r: r["table"][r["table"]["class"] == "S suppressor"]  # noqa: E731
     claim_runs(ctx, runs, "suppressor_attention_s2", lambda r: float(suppressors(r)["END->S2"].mean()) if len(suppressors(r)) else 0.0)
+    claim_runs(ctx, runs, "suppressor_attention_s2_abc", lambda r: float(suppressors(r)["END->S2 (ABC)"].mean()) if len(suppressors(r)) else 0.0)
     claim_runs(ctx, runs, "suppressor_dla_share", lambda r: float(suppressors(r).dla.sum() / r["logit_diff"]) if len(suppressors(r)) else 0.0)
     claim_runs(ctx, runs, "suppressor_end_loss", lambda r: float((1 - suppressors(r).left_END).max()) if len(suppressors(r)) else 0.0)
     claim_runs(ctx, runs, "s2_heads", lambda r: int(r["table"]["class"].isin(["duplicate token", "induction"]).sum()))

@@ -71,6 +71,7 @@ def test_the_circuit_is_small_acts_at_the_end_and_suppresses_the_subject(smoke_c
     assert claims["s_suppressors_min"] >= 1
     assert claims["suppressor_attention_s2_min"] > 0.5 and claims["suppressor_dla_share_min"] > 0.3
     assert claims["top_s2_loss_max"] < 0.2  # nothing at S2 matters: no duplicate-token heads
+    assert claims["suppressor_attention_s2_abc_min"] > 0.5  # ... and S2's place is found with no repeat in it
     assert claims["name_movers_min"] == 0 < claims["name_movers_max"]  # "in some runs only"
 
 

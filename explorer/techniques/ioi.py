@@ -55,10 +55,12 @@ def behaviour(model, batch: Batch) -> dict[str, float]:
 
 
 @torch.no_grad()
-def attention_roles(model, batch: Batch) -> dict[str, Float[Tensor, "layer head"]]:
-    """Mean attention of every head between the role pairs the IOI classes are defined by."""
+def attention_roles(model, batch: Batch, corrupted: bool = False) -> dict[str, Float[Tensor, "layer head"]]:
+    """Mean attention of every head between the role pairs the IOI classes are defined by (on the
+    corrupted prompts when `corrupted`: S2's position then holds a name that is no repeat)."""
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
-    _, cache = model.run_with_cache(batch.clean.to(model.cfg.device), names_filter=lambda n: n in names)
+    tokens = batch.corrupted if corrupted else batch.clean
+    _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter=lambda n: n in names)
     p = batch.positions
     pairs = {"END->IO": ("END", "IO"), "END->S2": ("END", "S2"), "S2->S1": ("S2", "S1"), "S2->S1+1": ("S2", "S1+1"), "S1+1->S1": ("S1+1", "S1")}
     out = {}
