@@ -21,7 +21,7 @@ from explorer.techniques import ioi, prompts
 
 SEEDS = run.SEEDS
 OURS = "ioi-3l: 3-layer attention-only transformer trained on IOI sentences (explorer/longruns/ioi.py, stored weights), seeds 0-2"
-SIZES = {"full": dict(eval_prompts=48, random_sets=40), "smoke": dict(eval_prompts=12, random_sets=10)}
+SIZES = {"full": dict(eval_prompts=48, random_sets=40, templates=8), "smoke": dict(eval_prompts=12, random_sets=10, templates=4)}  # smoke: the first four templates
 THRESHOLD = 0.1  # a head is in the circuit when taking its output from the ABC run moves the logit difference by a tenth
 # GPT-2 small's circuit (Wang et al. 2022, as ARENA and ACDC list it): 26 heads in 7 classes
 GPT2_CIRCUIT = {
@@ -53,11 +53,11 @@ def our_model(seed: int, step: int | None = None, device=None):
     return model.eval()
 
 
-def batches(model, n: int, hub: bool) -> list[ioi.Batch]:
+def batches(model, n: int, hub: bool, templates: int = len(ioi_data.TEMPLATES)) -> list[ioi.Batch]:
     """One batch per template and order (ABBA, BABA), `n` prompts each, on held-out draws (a generator
     apart from training's): within a batch every role sits at one position."""
     names = [name for name in ioi_data.NAMES if len(model.tokenizer.encode((" " if hub else "") + name, add_special_tokens=False)) == 1]
-    return [one_batch(model, n, hub, t, o, names) for t in range(len(ioi_data.TEMPLATES)) for o in range(len(ioi_data.ORDERS))]
+    return [one_batch(model, n, hub, t, o, names) for t in range(templates) for o in range(len(ioi_data.ORDERS))]
 
 
 def one_batch(model, n: int, hub: bool, t: int, o: int, names: list[str]) -> ioi.Batch:
@@ -109,7 +109,7 @@ def classify(row: dict, logit_diff: float) -> str | None:
 def analyse(model, scale: str, hub: bool, seed: int = 0) -> dict:
     """Every measurement of one model: behaviour, head table with classes, and circuit faithfulness."""
     size = SIZES[scale]
-    data = batches(model, size["eval_prompts"], hub)
+    data = batches(model, size["eval_prompts"], hub, size["templates"])
     result = mean_over(data, lambda b: ioi.behaviour(model, b))
     attention = mean_over(data, lambda b: ioi.attention_roles(model, b))
     on_abc = mean_over(data, lambda b: ioi.attention_roles(model, b, corrupted=True))["END->S2"]  # S2's slot holding a fresh name
