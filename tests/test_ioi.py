@@ -10,6 +10,8 @@ from explorer import paths
 from explorer.data import ioi as ioi_data
 from explorer.techniques import ioi
 
+import tiny_models
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -77,21 +79,7 @@ def test_the_circuit_is_small_acts_at_the_end_and_suppresses_the_subject(smoke_c
 
 def _tiny_gpt2(root):
     """A random GPT-2-architecture checkpoint in the hub cache's layout, whose tokenizer reads every IOI word as one token."""
-    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    repo = root / "models--openai-community--gpt2"
-    snapshot = repo / "snapshots" / "0123456789abcdef"
-    snapshot.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("0123456789abcdef")
-    words = [*ioi_data.vocabulary(), "<|endoftext|>"]
-    eos = len(words) - 1
-    GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=len(words), bos_token_id=eos,
-                               eos_token_id=eos)).save_pretrained(snapshot)  # fmt: skip
-    tok = Tokenizer(tok_models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<pad>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<pad>", eos_token="<|endoftext|>").save_pretrained(snapshot)
+    tiny_models.gpt2_in_hub_cache(root, [*ioi_data.vocabulary(), "<|endoftext|>"], unk="<pad>", eos="<|endoftext|>")
 
 
 def test_the_ioi_figures_run_on_gpt2_from_the_local_cache(tmp_path, monkeypatch):

@@ -10,6 +10,8 @@ from explorer.data import corpus, induction_task
 from explorer.errors import ModelUnavailable, UnknownName
 from explorer.models import hub, training, zoo
 
+import tiny_models
+
 
 def test_corpus_split_is_by_file_sorted_and_disjoint():
     train, heldout = corpus.split_files("train"), corpus.split_files("heldout")
@@ -84,19 +86,7 @@ def test_unknown_names_list_the_known_ones():
 
 def _tiny_gpt2_in_hub_cache(root):
     """A random-init GPT-2-architecture checkpoint laid out as the Hugging Face cache stores it."""
-    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    repo = root / "models--openai-community--gpt2"
-    snapshot = repo / "snapshots" / "0123456789abcdef"
-    snapshot.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("0123456789abcdef")
-    cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=64, bos_token_id=0, eos_token_id=0)
-    GPT2LMHeadModel(cfg).save_pretrained(snapshot)
-    words = Tokenizer(tok_models.WordLevel({f"w{i}": i for i in range(64)}, unk_token="w0"))
-    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    PreTrainedTokenizerFast(tokenizer_object=words, unk_token="w0").save_pretrained(snapshot)
+    tiny_models.gpt2_in_hub_cache(root, [f"w{i}" for i in range(64)], unk="w0")
 
 
 def test_hub_model_loads_from_the_local_cache(tmp_path, monkeypatch):

@@ -22,3 +22,23 @@ def tiny(n_layers: int = 2, normalization_type: str | None = "LN", seed: int = 0
     arch = dict(n_layers=n_layers, d_model=32, n_ctx=40, d_head=8, n_heads=4, d_vocab=50, attn_only=True,
                 normalization_type=normalization_type, seed=seed) | cfg
     return scrambled(TransformerBridge.boot_native(arch).eval(), seed)
+
+
+def gpt2_in_hub_cache(root, words: list[str], unk: str, eos: str | None = None) -> None:
+    """A random-init GPT-2-architecture checkpoint laid out as the Hugging Face cache stores it, with a
+    word-level tokenizer over `words` (id = index; `eos`, when given, is one of them)."""
+    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    repo = root / "models--openai-community--gpt2"
+    snapshot = repo / "snapshots" / "0123456789abcdef"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123456789abcdef")
+    special = words.index(eos) if eos is not None else 0
+    cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=len(words), bos_token_id=special, eos_token_id=special)
+    GPT2LMHeadModel(cfg).save_pretrained(snapshot)
+    tok = Tokenizer(tok_models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=unk))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    extra = {"eos_token": eos} if eos is not None else {}
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=unk, **extra).save_pretrained(snapshot)
