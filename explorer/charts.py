@@ -147,8 +147,15 @@ class Panel:
         return self._add(param, {"label": label, "group": group})
 
     def data(self, name: str, options: Sequence[Any], *, label: str, labels: Sequence[str] | None = None,
-             default: Any = None, fresh: bool = False, group: str = "") -> None:
-        """A choice of data file; `fresh=True` redraws the view (clicked selections go back to defaults)."""
+             default: Any = None, fresh: bool = False, group: str = "",
+             patches: dict[Any, dict[str, Any]] | None = None) -> None:
+        """A choice of data file; `fresh=True` redraws the view (clicked selections go back to defaults).
+
+        `patches` ({choice: {"/json/pointer": value}}, needs `fresh`) edits the spec for a choice before
+        it is drawn: a model with 12 heads per layer gets 12 narrower thumbnail columns.
+        """
+        if patches and not fresh:
+            raise ValueError(f"data control {name!r}: patches apply when the view is redrawn, so they need fresh=True")
         options = list(options)
         control: dict[str, Any] = {"name": name, "label": label, "options": options,
                                    "default": options[0] if default is None else default}
@@ -158,6 +165,8 @@ class Panel:
             control["fresh"] = True
         if group:
             control["group"] = group
+        if patches:
+            control["patches"] = {str(k): v for k, v in patches.items() if v}
         self.controls.append(control)
 
     def source(self, url: str, datasets: Sequence[str], code: str | None = None) -> None:

@@ -725,3 +725,24 @@ def test_at_load_only_figures_on_screen_draw_and_scrolling_draws_the_next_ones(b
         assert not tab.problems, tab.problems
     finally:
         tab.close()
+
+
+def test_a_prediction_shows_the_measured_answer_after_a_pick_and_stores_nothing(browser, site_url):
+    tab = Tab(browser, site_url)
+    try:
+        tab.page.goto(site_url + "curriculum/self_attention/")
+        box = tab.page.locator(".explorer-predict").first
+        answer = box.locator(".explorer-predict__answer")
+        assert not answer.is_visible()
+        storage = "() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage), document.cookie])"
+        before = tab.page.evaluate(storage)
+        wrong = box.locator(".explorer-predict__choice:not([data-right])").first
+        wrong.click()
+        assert answer.is_visible() and "Not what we measured" in answer.inner_text()
+        assert wrong.get_attribute("aria-pressed") == "true"
+        box.locator(".explorer-predict__choice[data-right]").click()
+        assert "matches the measurement" in answer.inner_text() and wrong.get_attribute("aria-pressed") == "false"
+        assert tab.page.evaluate(storage) == before  # the pick is not kept anywhere
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()

@@ -89,11 +89,41 @@ def test_transformer_lens_scores_the_induction_head_lower_than_we_do(smoke_claim
 
 
 def test_viewer_has_a_file_per_model_and_prompt(smoke, smoke_claims):
-    assert smoke_claims("heads-viewer")["runs"] == 6 * 3 + 1  # the flagship and five zoo code models, three prompts each; induction-2l, one
+    # the flagship, five zoo code models and MiniLM, three prompts each; induction-2l, one
+    assert smoke_claims("heads-viewer")["runs"] == 7 * 3 + 1
     spec = smoke.spec("heads-viewer")
     control = spec["usermeta"]["explorer"]["controls"][0]
     for run in control["options"]:
         assert (smoke.path("heads-viewer") / "attn" / f"{run}.json").exists()
+
+
+def test_minilm_in_the_wiki_beats_its_untrained_architecture(smoke_claims):
+    """MiniLM sits in the wiki beside the models trained here, against three random initialisations
+    of its own architecture: its previous-token head is near perfect, the untrained best near uniform."""
+    claims = smoke_claims("heads-wiki")
+    assert claims["all_MiniLM_L6_v2_previous_token_head"].startswith("L0")
+    assert claims["all_MiniLM_L6_v2_previous_token_max"] > 0.9 > 20 * claims["all_MiniLM_L6_v2_previous_token_null_max"]
+    assert claims["all_MiniLM_L6_v2_duplicate_token_max"] > 10 * claims["all_MiniLM_L6_v2_duplicate_token_null_max"]
+    assert claims["all_MiniLM_L6_v2_first_token_max"] > 0.5 > 10 * claims["all_MiniLM_L6_v2_first_token_null_max"]
+    # it is no induction model: its best induction score stays near the null
+    assert claims["all_MiniLM_L6_v2_induction_max"] < 5 * claims["all_MiniLM_L6_v2_induction_null_max"]
+
+
+def test_viewer_lays_minilm_out_as_12_columns_of_whole_rows(smoke):
+    """An encoder's rows are whole (it sees later tokens), and its 12 heads per layer get 12 smaller
+    thumbnail columns, set by the run's patch, while the flagship's 4 keep the spec's own layout."""
+    import json
+
+    payload = json.loads((smoke.path("heads-viewer") / "attn" / "all-MiniLM-L6-v2--code.json").read_text())
+    n = len(payload["tokens"])
+    assert payload["tokens"][0]["t"] == "[CLS]" and payload["tokens"][-1]["t"] == "[SEP]"
+    assert all(len(r["w"]) == n for r in payload["attn"])
+    assert {(r["l"], r["h"]) for r in payload["attn"]} == {(l, h) for l in range(6) for h in range(12)}
+    spec = smoke.spec("heads-viewer")
+    control = spec["usermeta"]["explorer"]["controls"][0]
+    patch = control["patches"]["all-MiniLM-L6-v2--code"]
+    assert patch["/hconcat/0/columns"] == 12 and 12 * patch["/hconcat/0/spec/width"] <= spec["hconcat"][0]["columns"] * spec["hconcat"][0]["spec"]["width"]
+    assert "flagship-bytes-2l--code" not in control["patches"] and spec["hconcat"][0]["columns"] == 4
 
 
 def test_unprintable_token_text_is_escaped():

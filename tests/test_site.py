@@ -150,6 +150,35 @@ def test_bad_try_links_fail_with_page_and_line(tmp_path, link, message):
     assert f"index.md:3: " in result.stderr and message in result.stderr, result.stderr
 
 
+PREDICT_ENTRY = {"fig-a": {"title": "t", "caption": "c", "model": "m", "claims": {"acc": 0.25, "head": "L1H0"}}}
+
+
+def test_a_prediction_reveals_the_choice_that_holds_the_claim(tmp_path):
+    """The right answer is found from the data, not written by the author; the page reveals it only after a pick."""
+    page = "# T\n\n{{ predict: fig-a:acc:.0% | What <happens>? | it falls = ..0.5 | it holds = 0.5.. }}\n"
+    result, site = _tiny_site(tmp_path, page, PREDICT_ENTRY)
+    assert result.returncode == 0, result.stderr
+    html = (site / "index.html").read_text()
+    assert "What &lt;happens&gt;?" in html
+    assert '<button type="button" class="explorer-predict__choice" aria-pressed="false" data-right>it falls</button>' in html
+    assert '<button type="button" class="explorer-predict__choice" aria-pressed="false">it holds</button>' in html
+    assert 'aria-live="polite" hidden>Measured: <span class="explorer-claim" data-claim="fig-a:acc">25%</span>' in html
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    ("fig-a:acc | Q? | low = ..0.1 | high = 0.5..", "claim fig-a:acc = 0.25 falls in no choice"),
+    ("fig-a:acc | Q? | low = ..0.3 | mid = 0.2..0.6", "falls in the choices 'low', 'mid'"),
+    ("fig-a:head | Q? | a = ..1 | b = 1..", "needs a number, not 'L1H0'"),
+    ("fig-a:acc | Q? | a = ..1", "at least two choices"),
+    ("fig-a:acc | Q? | a ..1 | b = 1..", "is not 'label = lo..hi'"),
+    ("fig-a:nope | Q? | a = ..1 | b = 1..", "figure 'fig-a' has no claim 'nope'"),
+])
+def test_bad_predictions_fail_with_page_and_line(tmp_path, code, message):
+    result, _ = _tiny_site(tmp_path, f"# T\n\n{{{{ predict: {code} }}}}\n", PREDICT_ENTRY)
+    assert result.returncode != 0
+    assert "index.md:3: " in result.stderr and message in result.stderr, result.stderr
+
+
 def test_a_page_missing_from_nav_fails_the_build(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "orphan.md").write_text("# Orphan\n")

@@ -78,3 +78,37 @@ def tokenize(bridge, text: str) -> tuple[torch.Tensor, list[str]]:
     """Token ids `(1, pos)` on the bridge's device, and the tokens as text (with [CLS] and [SEP])."""
     ids = bridge.tokenizer(text, return_tensors="pt")["input_ids"].to(bridge.cfg.device)
     return ids, bridge.tokenizer.convert_ids_to_tokens(ids[0].tolist())
+
+
+SHORT_NAME = "all-MiniLM-L6-v2"  # how the head pages list it beside the models trained here
+
+
+def load_untrained_minilm(seed: int, device: str = "cpu"):
+    """MiniLM's architecture at a seeded random initialisation: what its heads score before any training
+    (the head wiki's null for it, as untrained zoo models are for the zoo)."""
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import BertConfig, BertForMaskedLM
+
+    # built here, not with boot_transformers(load_weights=False): that path calls
+    # BertForMaskedLM.from_config, which only the Auto classes have (TransformerLens 4.x)
+    config = BertConfig.from_pretrained(str(model_dir()), attn_implementation="eager")
+    torch.manual_seed(seed)
+    untrained = BertForMaskedLM(config).eval()
+    bridge = TransformerBridge.boot_transformers(str(model_dir()), device=str(device), model_class=BertForMaskedLM,
+                                                 hf_model=untrained)
+    return bridge.eval()
+
+
+def sampling_vocab(bridge) -> list[int]:
+    """Word pieces to draw random sequences from: every token but the bracketed ones ([CLS], [unused12], ...)."""
+    tokens = bridge.tokenizer.convert_ids_to_tokens(list(range(bridge.cfg.d_vocab)))
+    return [i for i, t in enumerate(tokens) if not t.startswith("[")]
+
+
+def framed(bridge, body: torch.Tensor) -> torch.Tensor:
+    """[CLS] + body + [SEP] per row, as the encoder saw every input in training. (rows, pos) -> (rows, pos + 2)"""
+    tok = bridge.tokenizer
+    rows = body.shape[0]
+    cls = torch.full((rows, 1), tok.cls_token_id, dtype=body.dtype)
+    sep = torch.full((rows, 1), tok.sep_token_id, dtype=body.dtype)
+    return torch.cat([cls, body, sep], dim=1)

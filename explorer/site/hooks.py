@@ -8,6 +8,10 @@ In an article:
     {{ try: backprop-playground | layers=3, width=8 | three layers of eight }}
                                             a link that sets the figure's controls to these
                                             values (and puts them in the address)
+    {{ predict: attention-scaling:acc_scale_4:.0% | What happens to accuracy? | it falls = ..0.5 | it holds = 0.5.. }}
+                                            predict, then check: the reader picks a choice and
+                                            sees the claim; exactly one choice's range (lo..hi,
+                                            either end open) must hold the claim, or the build fails
 
 An unknown figure id, claim, control or value fails the build with the page, line and id, and so
 does a shortcode left unexpanded (a misspelt name, unbalanced braces). A backslash before the
@@ -30,7 +34,7 @@ from explorer import jsonio
 
 DRAFT = os.environ.get("EXPLORER_DRAFT") == "1"  # while figures are being rebuilt: a missing claim shows, not fails
 log = logging.getLogger("mkdocs.plugins.explorer")
-SHORTCODE = re.compile(r"(\\?)\{\{\s*(figure|claim|provenance|try)\s*(?::\s*([^}]*?))?\s*\}\}")
+SHORTCODE = re.compile(r"(\\?)\{\{\s*(figure|claim|provenance|try|predict)\s*(?::\s*([^}]*?))?\s*\}\}")
 LEFTOVER = re.compile(r"(?<!\\)(\{\{|\}\})")
 CODE = re.compile(r"^(```|~~~).*?^\1[^\n]*$|`(?:[^`\n]|\n(?![ \t]*\n))+`", re.M | re.S)  # fences; code spans (may wrap a line)
 NUMERIC_FORMAT = re.compile(r"[bcdeEfFgGnoxX%]$")
@@ -65,11 +69,13 @@ def on_page_markdown(markdown: str, page, **_) -> str:
                 return _claim(arg, where)
             if kind == "try":
                 return _try_link(arg, where)
+            if kind == "predict":
+                return _predict(arg, where)
         except PluginError as exc:  # in a draft, figures may not be rebuilt yet: show the gap, build on
             if not DRAFT:
                 raise
             log.info("draft: %s", exc)
-            return html.escape(arg.rpartition("|")[2].strip()) if kind == "try" else "[draft: claim]"
+            return html.escape(arg.rpartition("|")[2].strip()) if kind == "try" else f"[draft: {kind}]"
         return _provenance_table(root)
 
     text = _outside_code(markdown, SHORTCODE)
@@ -140,7 +146,7 @@ def _reject_leftovers(markdown: str, src: str) -> None:
     if match:
         line = blanked.count("\n", 0, match.start()) + 1
         text = markdown.splitlines()[line - 1].strip()
-        raise PluginError(f"{src}:{line}: malformed shortcode near {text[:80]!r} (known: figure, claim, try, provenance; "
+        raise PluginError(f"{src}:{line}: malformed shortcode near {text[:80]!r} (known: figure, claim, try, predict, provenance; "
                           "write \\{{ to show braces)")
 
 
@@ -277,6 +283,57 @@ def _try_link(arg: str, where: str) -> str:
     query = urlencode({f"{fid}.{k}": v for k, v in state.items()})
     return (f'<a class="explorer-try" href="?{html.escape(query)}#fig-{html.escape(fid)}" data-figure="{html.escape(fid)}" '
             f"data-state='{html.escape(json.dumps(state), quote=True)}'>{html.escape(text)}</a>")
+
+
+PREDICT_CHOICE = re.compile(r"^(?P<label>.+?)\s*=\s*(?P<lo>-?[\d.]*(?:e-?\d+)?)\s*\.\.\s*(?P<hi>-?[\d.]*(?:e-?\d+)?)$")
+
+
+def _predict(arg: str, where: str) -> str:
+    """Predict, then check: a question, choices as ranges of one claim, and the measured answer.
+
+    The right choice is not written by the author but found from the data: the one whose range
+    [lo, hi) holds the claim. A claim that moves into another choice's range changes the answer;
+    one that falls in none (or in two) fails the build, so the page can never reveal a wrong answer.
+    """
+    parts = [p.strip() for p in arg.split("|")]
+    if len(parts) < 4:
+        raise PluginError(f"{where}: a prediction is {{{{ predict: figure-id:claim[:format] | question | label = lo..hi | "
+                          f"label = lo..hi ... }}}} with at least two choices (got {arg!r})")
+    claim_arg, question, *raw = parts
+    fid, key, fmt = _split_claim(claim_arg)
+    claims = _entry(fid, where).get("claims", {})
+    if key not in claims:
+        raise PluginError(f"{where}: figure {fid!r} has no claim {key!r}; it has: {', '.join(sorted(claims)) or 'none'}")
+    value = claims[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PluginError(f"{where}: prediction on claim {fid}:{key} needs a number, not {value!r}")
+    choices, right = [], []
+    for i, text in enumerate(raw):
+        m = PREDICT_CHOICE.match(text)
+        if not m:
+            raise PluginError(f"{where}: prediction choice {text!r} is not 'label = lo..hi' (either end may be empty)")
+        lo = float(m["lo"]) if m["lo"] else float("-inf")
+        hi = float(m["hi"]) if m["hi"] else float("inf")
+        choices.append(m["label"])
+        if lo <= value < hi:
+            right.append(i)
+    if len(right) != 1:
+        found = "no choice" if not right else "the choices " + ", ".join(repr(choices[i]) for i in right)
+        raise PluginError(f"{where}: claim {fid}:{key} = {value!r} falls in {found}; the ranges must hold it exactly once")
+    esc = html.escape
+    shown = _formatted(value, fmt)
+    buttons = "".join(
+        f'<button type="button" class="explorer-predict__choice" aria-pressed="false"{" data-right" if i == right[0] else ""}>'
+        f"{esc(label)}</button>" for i, label in enumerate(choices))
+    return (
+        f'<div class="explorer-predict" data-figure="{esc(fid)}">'
+        f'<p class="explorer-predict__question"><strong>Predict, then check.</strong> {esc(question)}</p>'
+        f'<div class="explorer-predict__choices" role="group" aria-label="{esc(question)}">{buttons}</div>'
+        f'<p class="explorer-predict__answer" aria-live="polite" hidden>Measured: '
+        f'<span class="explorer-claim" data-claim="{esc(fid)}:{esc(key)}">{esc(shown)}</span>, so the answer is '
+        f'<strong>{esc(choices[right[0]])}</strong> (<a href="#fig-{esc(fid)}">the figure</a>).</p>'
+        "</div>\n"
+    )
 
 
 def _text(value: Any) -> str:

@@ -92,6 +92,8 @@ def probe_set(model, name: str, scale: str) -> ProbeSet:
     from explorer.techniques import prompts
 
     key = (name, scale, model.cfg.n_ctx)
+    if key not in _SETS and name == prompts.MINILM:
+        _SETS[key] = minilm_probe_set(model, scale)
     if key not in _SETS:
         prefix = len(prompts.start_tokens(model))
         half = repeat_length(model.cfg.n_ctx, prefix)
@@ -99,6 +101,22 @@ def probe_set(model, name: str, scale: str) -> ProbeSet:
         text = prompts.heldout_tokens(SimpleNamespace(scale=scale), model, name, TEXT_ROWS[scale], model.cfg.n_ctx).cpu()
         _SETS[key] = ProbeSet(name, repeated, prefix, half, text)
     return _SETS[key]
+
+
+MINILM_LENGTH = 128  # tokens per MiniLM probe row, [CLS] and [SEP] included (its context is 512)
+
+
+def minilm_probe_set(bridge, scale: str) -> ProbeSet:
+    """The encoder's probe set: the same construction, each row framed [CLS] ... [SEP] as in its training,
+    on rows of MINILM_LENGTH tokens (held-out standard-library code in its own word pieces)."""
+    from explorer.models import minilm
+    from explorer.techniques import prompts
+
+    half = repeat_length(MINILM_LENGTH, 2)
+    generator = torch.Generator().manual_seed(PROBE_SEED)
+    repeated = minilm.framed(bridge, repeated_random_tokens(ROWS[scale], half, minilm.sampling_vocab(bridge), generator))
+    body = prompts.heldout_tokens(SimpleNamespace(scale=scale), bridge, prompts.MINILM, TEXT_ROWS[scale], MINILM_LENGTH - 2)
+    return ProbeSet(prompts.MINILM, repeated, 1, half, minilm.framed(bridge, body.cpu()))
 
 
 @torch.no_grad()

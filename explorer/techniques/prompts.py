@@ -37,6 +37,7 @@ REPEAT_HALF = 16  # random tokens per copy in the "repeat" prompt
 
 
 FLAGSHIP = flagship.MODEL_NAME  # the byte-level flagship (models/flagship-bytes-2l-s0), first in every model list
+MINILM = "all-MiniLM-L6-v2"  # the pretrained encoder (explorer.models.minilm): on the head pages, after the zoo
 
 
 def zoo_or(ctx_model: str, default_label: str) -> list[str]:
@@ -53,6 +54,10 @@ def load(ctx, name: str):
     The flagship is the same stored model at every scale: it is never trained by `make figures`."""
     if name == FLAGSHIP:
         return flagship.load(device=ctx.device)
+    if name == MINILM:
+        from explorer.models.minilm import load_minilm
+
+        return load_minilm(str(ctx.device))
     return models.load(name, scale=ctx.scale, device=ctx.device)
 
 
@@ -71,6 +76,8 @@ def start_tokens(model) -> list[int]:
 def prompt_tokens(model, name: str, kind: str, seed: int = 0) -> Int[torch.Tensor, "1 pos"]:
     """One prompt of the given kind, as token ids on the model's device (cut to the context length)."""
     check_choice("prompt", kind, prompt_kinds(name))
+    if name == MINILM:
+        return minilm_prompt_tokens(model, kind, seed)
     start = start_tokens(model)
     if kind == "repeat":
         generator = torch.Generator().manual_seed(seed)
@@ -79,6 +86,17 @@ def prompt_tokens(model, name: str, kind: str, seed: int = 0) -> Int[torch.Tenso
     else:
         ids = torch.tensor([start + model.tokenizer.encode(TEXT_PROMPTS[kind], add_special_tokens=False)])
     return ids[:, : model.cfg.n_ctx].to(model.cfg.device)
+
+
+def minilm_prompt_tokens(bridge, kind: str, seed: int = 0) -> Int[torch.Tensor, "1 pos"]:
+    """The same prompts for the encoder, framed [CLS] ... [SEP] as every input it was trained on."""
+    from explorer.models import minilm
+
+    if kind == "repeat":
+        body = repeated_random_tokens(1, REPEAT_HALF, minilm.sampling_vocab(bridge), torch.Generator().manual_seed(seed))
+    else:
+        body = torch.tensor([bridge.tokenizer.encode(TEXT_PROMPTS[kind], add_special_tokens=False)])
+    return minilm.framed(bridge, body).to(bridge.cfg.device)
 
 
 def sampling_vocab(model) -> list[int]:

@@ -20,7 +20,7 @@ export function describeControls(spec, meta) {
     found.push({
       name: c.name, label: c.label || c.name, target: "data", kind: c.kind || "select",
       options: c.options, labels: c.labels, default: c.default !== undefined ? c.default : c.options[0],
-      fresh: !!c.fresh, group: c.group || "",
+      fresh: !!c.fresh, group: c.group || "", patches: c.patches || null,
     });
   }
   const seen = new Set(found.map((c) => c.name));
@@ -62,6 +62,27 @@ export function forEachParam(node, fn) {
     if (Array.isArray(node.params)) node.params.forEach((p) => p && p.name && !p.select && fn(p));
     for (const [key, value] of Object.entries(node)) if (key !== "params") forEachParam(value, fn);
   }
+}
+
+/**
+ * The spec as a data control's current choice wants it drawn: `patches` maps a choice to
+ * {"/json/pointer": value} (a model with 12 heads needs 12 thumbnail columns, one with 4 needs 4).
+ */
+export function patched(spec, controls, state) {
+  let copy = null;
+  for (const c of controls) {
+    const edits = c.target === "data" && c.patches && c.patches[String(state[c.name])];
+    if (!edits) continue;
+    copy = copy || JSON.parse(JSON.stringify(spec));
+    for (const [pointer, value] of Object.entries(edits)) {
+      const keys = pointer.split("/").slice(1);
+      let node = copy;
+      for (const key of keys.slice(0, -1)) node = node ? node[key] : undefined;
+      if (!node || typeof node !== "object") { console.warn(`figure patch ${pointer}: no such place in the spec`); continue; }
+      node[keys[keys.length - 1]] = value;
+    }
+  }
+  return copy || spec;
 }
 
 /** The spec without input bindings (the panel draws them) and with parameter values from `state`. */

@@ -1,8 +1,9 @@
 // Draws every <figure class="explorer-figure"> of a page with vega-embed.
 //
 // A figure's spec.json may carry `usermeta.explorer` (see the Conventions page):
-//   controls  data controls: [{name, label, options, labels?, default, fresh?, group?}]; a choice
-//             fetches `source.url` filled with the current values
+//   controls  data controls: [{name, label, options, labels?, default, fresh?, group?, patches?}]; a
+//             choice fetches `source.url` filled with the current values; `patches` ({choice:
+//             {"/json/pointer": value}}) redraws a `fresh` control's spec to suit that choice
 //   source    {url: "runs/{dataset}-{width}.json", datasets: ["net", ...], code?: "code"}: each
 //             listed key of the fetched file feeds the Vega dataset of that name
 //   params    {<param>: {label?, options?, labels?, play?, group?, format?}}: how the panel draws a
@@ -15,7 +16,7 @@
 // Vega library itself loads with the first figure. Control values live in the URL (state.js),
 // colours follow the palette (theme.js), and wide figures wrap instead of shrinking (layout.js).
 
-import { buildPanel, describeControls, narrow, parseValue, unbound } from "./controls.js";
+import { buildPanel, describeControls, narrow, parseValue, patched, unbound } from "./controls.js";
 import { drawnWidth, narrowLegends, positionsOnEnter, refit, wrappable } from "./layout.js";
 import { linkState, readState, writeState } from "./state.js";
 import { isDark, resolveTokens, vegaConfig } from "./theme.js";
@@ -184,7 +185,7 @@ async function draw(record, { keepLayout = false } = {}) {
   if (keepLayout && record.layout && record.room === room) {
     work = unbound(record.layout, signalState(record));
   } else {
-    work = wrappable(unbound(record.spec, signalState(record)));
+    work = wrappable(unbound(patched(record.spec, record.controls, record.state), signalState(record)));
     if (narrow) narrowLegends(work);
   }
   const config = vegaConfig({ narrow, width: room });
