@@ -21,7 +21,7 @@ def head_models(ctx: FigureContext) -> list[str]:
 PROMPT_LABELS = {"code": "Python code", "prose": "docstring prose", "repeat": "random tokens, repeated"}
 KIND_LABELS = {"previous_token": "previous token", "duplicate_token": "duplicate token", "induction": "induction", "first_token": "first token"}
 THUMB = 72  # px per head in the overview, for models of up to 4 heads per layer
-THUMB_ROW = 264  # px of thumbnails a row may take past 4 heads per layer: 12 heads of 22 px fit a phone
+THUMB_ROW = 216  # px of thumbnails a row may take past 4 heads per layer: 12 heads of 18 px fit a phone
 DETAIL = 320  # px of the enlarged head
 HOVER_DEFAULT = 24  # the query shown first: a token of the second copy of the repeated prompt
 # A click picks the head under the pointer; a click on nothing (between heads) changes nothing,
@@ -119,7 +119,8 @@ def thumbnail_patch(chart: alt.HConcatChart, heads_per_layer: int, drawn_for: in
     size = thumb_size(heads_per_layer)
     patch = {"/hconcat/0/columns": heads_per_layer, "/hconcat/0/spec/width": size, "/hconcat/0/spec/height": size}
     if size < THUMB:  # small thumbnails: tighter, and names without the L ("5H11") so each fits over its own
-        patch.update({"/hconcat/0/spacing": 4, "/hconcat/0/facet/header/labelExpr": "replace(datum.value, 'L', '')"})
+        patch.update({"/hconcat/0/spacing": 4, "/hconcat/0/facet/header/labelExpr": "replace(datum.value, 'L', '')",
+                      "/hconcat/0/facet/header/labelFontSize": charts.SMALL_SIZE})
     return patch
 
 
