@@ -349,9 +349,10 @@ def wiki_chart(table: pd.DataFrame, nulls: dict[str, pd.DataFrame], names: list[
                      alt.Tooltip("tl:Q", title="TransformerLens detect_head (induction)", format=".3f")],
         )
         numbers = base.mark_text(fontSize=charts.SMALL_SIZE).encode(text=alt.Text("score:Q", format=".2f"), color=charts.ink_on("score"))
+        wide = rows["head"].max() + 1 > 4  # 12 heads a layer: narrow cells without numbers (the tooltip has them), so a phone fits a grid
         blocks.append(
-            alt.layer(cells, numbers)
-            .properties(width=alt.Step(34), height=alt.Step(22))
+            alt.layer(cells, *([] if wide else [numbers]))
+            .properties(width=alt.Step(20 if wide else 34), height=alt.Step(22))
             .facet(facet=alt.Facet("kind:N", title=None, sort=alt.EncodingSortField("k", op="min"),
                                    header=alt.Header(labelFontSize=charts.LABEL_SIZE, labelExpr="split(datum.value, '|')")),
                    columns=len(heads.HEAD_KINDS), spacing=14)

@@ -153,12 +153,24 @@ def _cells(stage: str, title: str, step: alt.Parameter, *, scale: alt.Scale, wid
     cells = base.mark_rect(stroke=charts.RULE, strokeWidth=0.5).encode(
         color=alt.Color("v:Q", scale=scale, legend=None),
         tooltip=[alt.Tooltip("r:O", title="position"), alt.Tooltip("c:O", title="component"), alt.Tooltip("v:Q", format=".3f")])
-    text = base.mark_text(fontSize=charts.SMALL_SIZE).encode(text=alt.Text("v:Q", format=fmt), color=alt.value(charts.INK))
+    text = base.mark_text(fontSize=charts.SMALL_SIZE).encode(text=alt.Text("v:Q", format=fmt), color=ink_on_cells(scale))
     return alt.layer(cells, text).properties(width=width, height=alt.Step(22) if per_position else 22)
 
 
+VECTOR_LIMIT = 2.0  # the diverging scale's full strength (clamped beyond)
+
+
+def ink_on_cells(scale: alt.Scale) -> dict:
+    """Paper-coloured numbers on strong cells, ink on pale ones, in both palettes: charts.ink_on for the
+    sequential weights, and the same flip point on |v| for the signed (diverging) vectors."""
+    if scale.range == list(charts.SEQUENTIAL):
+        return charts.ink_on("v")
+    test = f"abs(datum.v) / {VECTOR_LIMIT} > toNumber('{charts.SEQ_FLIP}')"
+    return alt.condition(test, alt.value(charts.PAPER), alt.value(charts.INK))
+
+
 def panel_chart(step: alt.Parameter):
-    vectors = charts.diverging(2.0, clamp=True)
+    vectors = charts.diverging(VECTOR_LIMIT, clamp=True)
     weights = charts.sequential((0, 1))
     tokens = (
         alt.Chart(alt.Data(name="tokens"), title=alt.Title("the input: positions 0-7 hold pairs, 8 the query",
@@ -186,7 +198,9 @@ def panel_chart(step: alt.Parameter):
                 tooltip=[alt.Tooltip("c:O", title="answer"), alt.Tooltip("v:Q", title="logit", format=".2f")])
         .properties(width=16 * 20, height=120)
     )
-    return alt.vconcat(q, alt.hconcat(tokens, k, score, scaled, a, v, spacing=8), alt.hconcat(z, logits, spacing=24), spacing=16)
+    middle = alt.hconcat(tokens, k, score, scaled, a, v, spacing=8).resolve_scale(color="independent")
+    # independent colour scales: the softmax weights (0..1, one hue) must not share the vectors' signed scale
+    return alt.vconcat(q, middle, alt.hconcat(z, logits, spacing=24), spacing=16).resolve_scale(color="independent")
 
 
 # --------------------------------------------------------------------------- the pattern over training
