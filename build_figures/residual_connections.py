@@ -70,8 +70,9 @@ def residual_panel(ctx: FigureContext):
                 s = residual.stream_steps(model_at(net, SEEDS[0], step), x_val[i], int(y_val[i]))
                 for l in range(DEPTH):
                     for stage, values in (("in", s.stream_in[l]), ("write", s.write[l]), ("out", s.stream_out[l])):
-                        rows += [{"net": net, "step": step, "layer": l + 1, "stage": stage, "c": c, "v": round(float(v), 4)}
-                                 for c, v in enumerate(values)]  # fmt: skip
+                        # one row per vector, its 32 numbers as a list (the chart flattens it): a tenth of the bytes
+                        rows.append({"net": net, "step": step, "layer": l + 1, "stage": stage,
+                                     "w": [float(f"{float(v):.4g}") for v in values]})
                     rows += [{"net": net, "step": step, "layer": l + 1, "stage": f"norm_{stage}", "v": float(t[l].norm())}
                              for stage, t in (("in", s.stream_in), ("write", s.write), ("grad", s.grad_stream))]  # fmt: skip
                 rows += [{"net": net, "step": step, "stage": "p", "c": c, "v": round(float(p), 4)} for c, p in enumerate(s.probabilities)]
@@ -104,7 +105,10 @@ def panel_chart(step: alt.Parameter, layer: alt.Parameter):
         alt.Chart(numbers, title=alt.Title(alt.expr(f"'block ' + {layer.name} + ': the stream and the write (32 numbers each)'"),
                                            fontSize=charts.LABEL_SIZE, anchor="start"))
         .transform_filter(f"datum.step == {step.name} && datum.layer == {layer.name} && indexof(['in', 'write', 'out'], datum.stage) >= 0")
-        .transform_calculate(row="datum.net + ': ' + (datum.stage == 'in' ? 'h' : datum.stage == 'write' ? 'f(h)' : 'out')")
+        .transform_flatten(["w"], as_=["v"])
+        .transform_window(rank="row_number()", groupby=["net", "stage"])
+        .transform_calculate(c="datum.rank - 1",
+                             row="datum.net + ': ' + (datum.stage == 'in' ? 'h' : datum.stage == 'write' ? 'f(h)' : 'out')")
         .mark_rect(stroke=charts.RULE, strokeWidth=0.5)
         .encode(x=alt.X("c:O", title="component", axis=alt.Axis(labels=False, ticks=False)),
                 y=alt.Y("row:N", title=None, sort=[f"{n}: {s}" for n in NET_LABELS for s in ("h", "f(h)", "out")]),

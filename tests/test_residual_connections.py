@@ -69,6 +69,8 @@ def test_the_panel_shows_both_streams_and_the_trained_residual_net_is_right(smok
     payload = json.loads((smoke.path("residual-panel") / "panel" / "digit-0.json").read_text())
     stages = {r["stage"] for r in payload["numbers"]}
     assert stages == {"in", "write", "out", "norm_in", "norm_write", "norm_grad", "p"}
+    vectors = [r for r in payload["numbers"] if r["stage"] == "in"]
+    assert len(vectors) == 2 * 6 * 20 and all(len(r["w"]) == 32 for r in vectors)  # nets x steps x blocks
 
 
 def test_the_flagships_attention_writes_grow_against_the_stream(smoke_claims):
