@@ -34,12 +34,17 @@ def test_pages_show_the_picture_until_the_figure_is_reached(tmp_path):
     result, site = _tiny_site(tmp_path, "# T\n\n{{ figure: fig-a }}\n", {"fig-a": entry}, {"fig-a": {"mark": "point"}})
     assert result.returncode == 0, result.stderr
     assert "explorer-preview" not in (site / "index.html").read_text()  # no pictures: an ordinary figure
-    for scheme in preview.SCHEMES:
-        (tmp_path / "docs" / "figures" / "fig-a" / f"preview-{scheme}.png").write_bytes((paths.FIGURES / "home-xor" / f"preview-{scheme}.png").read_bytes())
-    result, site = _tiny_site(tmp_path, "# T\n\n{{ figure: fig-a }}\n", {"fig-a": entry}, {"fig-a": {"mark": "point"}})
+    for fid in ("fig-a", "fig-b"):
+        for scheme in preview.SCHEMES:
+            (tmp_path / "docs" / "figures" / fid).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "docs" / "figures" / fid / f"preview-{scheme}.png").write_bytes((paths.FIGURES / "home-xor" / f"preview-{scheme}.png").read_bytes())
+    result, site = _tiny_site(tmp_path, "# T\n\n{{ figure: fig-a }}\n\n{{ figure: fig-b }}\n", {"fig-a": entry, "fig-b": entry},
+                              {"fig-a": {"mark": "point"}, "fig-b": {"mark": "point"}})
     page = (site / "index.html").read_text()
     assert "data-preview" in page and 'tabindex="0"' in page
     w, h = preview.preview_size(paths.FIGURES / "home-xor" / "preview-light.png")
-    assert f'src="./figures/fig-a/preview-light.png" width="{w}" height="{h}" loading="lazy"' in page
+    # the page's first picture loads at once (it is likely its largest paint); the others wait
+    assert f'src="./figures/fig-a/preview-light.png" width="{w}" height="{h}" loading="eager" fetchpriority="high"' in page
+    assert f'src="./figures/fig-b/preview-light.png" width="{w}" height="{h}" loading="lazy"' in page
     assert 'alt="Small &lt;b&gt; (a picture' in page
     assert jsonio.read_json(paths.FIGURES / "home-xor" / "spec.json")["usermeta"]["explorer"]["preview"] is True

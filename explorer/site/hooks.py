@@ -52,6 +52,7 @@ def on_config(config, **_):
 
 def on_page_markdown(markdown: str, page, **_) -> str:
     root = posixpath.relpath("/", "/" + page.url) if page.url else "."
+    figures_so_far = [0]
 
     def replace(match: re.Match) -> str:
         escaped, kind, arg = match.group(1), match.group(2), (match.group(3) or "").strip()
@@ -63,7 +64,8 @@ def on_page_markdown(markdown: str, page, **_) -> str:
             entry = _entry(arg, where)
             if entry.get("missing"):
                 return f'<p class="explorer-figure__error">[draft: figure {html.escape(arg)} is not built yet]</p>\n'
-            return _figure_html(entry, arg, root)
+            figures_so_far[0] += 1
+            return _figure_html(entry, arg, root, first=figures_so_far[0] == 1)
         try:
             if kind == "claim":
                 return _claim(arg, where)
@@ -159,12 +161,12 @@ def _entry(fid: str, where: str) -> dict[str, Any]:
     return _manifest[fid]
 
 
-def _figure_html(entry: dict[str, Any], fid: str, root: str) -> str:
+def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False) -> str:
     esc = html.escape
     base = f"{root}/figures/{fid}/"
     data_files = sorted(p.name for p in (_figures_dir / fid / "data").glob("*.json"))
     data_links = " ".join(f'<a href="{base}data/{esc(n)}" download>{esc(n)}</a>' for n in data_files)
-    pictures = _preview_html(fid, base, entry["title"])
+    pictures = _preview_html(fid, base, entry["title"], eager=first)
     focusable = ' tabindex="0"' if pictures else ""  # a picture comes alive on focus too
     return (
         f'<figure class="explorer-figure" id="fig-{esc(fid)}" data-figure="{esc(fid)}" data-base="{esc(base)}"'
@@ -180,8 +182,15 @@ def _figure_html(entry: dict[str, Any], fid: str, root: str) -> str:
     )
 
 
-def _preview_html(fid: str, base: str, title: str) -> str:
-    """The build-time pictures of a figure (explorer/pipeline/preview.py), one per palette, or ''."""
+LOAD_NOW = 'loading="eager" fetchpriority="high" decoding="async"'
+LOAD_LATER = 'loading="lazy" decoding="async"'
+
+
+def _preview_html(fid: str, base: str, title: str, eager: bool = False) -> str:
+    """The build-time pictures of a figure (explorer/pipeline/preview.py), one per palette, or ''.
+
+    A page's first picture is likely the largest thing on its first screen: it loads at once, with
+    high priority (a lazy one waits for layout, and the page's largest paint with it)."""
     from explorer.pipeline.preview import SCHEMES, preview_size
 
     tags = []
@@ -192,7 +201,7 @@ def _preview_html(fid: str, base: str, title: str) -> str:
         size = preview_size(file)
         dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
         tags.append(f'<img class="explorer-preview explorer-preview--{scheme}" src="{base}preview-{scheme}.png"{dims} '
-                    'loading="lazy" decoding="async" '
+                    f'{LOAD_NOW if eager else LOAD_LATER} '
                     f'alt="{html.escape(title)} (a picture; it comes alive when you point at it)">')
     return "".join(tags)
 
