@@ -7,6 +7,7 @@ with no LayerNorm, pre-LN and post-LN blocks, three seeds each, at constant lear
 warm-up.
 """
 
+import functools
 import math
 
 import altair as alt
@@ -32,6 +33,7 @@ POSITIONS = 12  # bytes of the code prompt the panel offers
 LN_LAYER = 1  # the panel's LayerNorm: the one in front of layer 1's attention, reading layer 0's output
 
 
+@functools.cache  # the sweep and the scale figure read the same runs: one read of the cache each
 def sweep_run(norm: str, lr: float, seed: int) -> dict:
     config = {"norm": norm, "lr": lr, "seed": seed, **RECIPE}
     return cached("layernorm-sweep", config, lambda: norm_transformer.train(norm, lr, seed, **RECIPE), code=[norm_transformer])
@@ -63,30 +65,33 @@ def ln_input(model, tokens: torch.Tensor, layer: int) -> tuple[torch.Tensor, dic
     model=FLAGSHIP,
 )
 def layernorm_panel(ctx: FigureContext):
-    tokens = prompts.prompt_tokens(flagship.load(0), prompts.FLAGSHIP, "code")
-    text = prompts.token_strings(flagship.load(0), tokens[0])
+    trained = flagship.load(0)
+    tokens = prompts.prompt_tokens(trained, prompts.FLAGSHIP, "code")
+    text = prompts.token_strings(trained, tokens[0])
     positions = torch.linspace(8, tokens.shape[1] - 1, POSITIONS).round().long().tolist()
     steps = sorted(flagship.stored(0).checkpoints)
-    names, labels = [], []
+    rows = {p: [] for p in positions}
     checks = []
-    for p in positions:
-        rows = []
-        for step in steps:
-            model = flagship.load(0, step=step)
-            x, hooked = ln_input(model, tokens, LN_LAYER)
-            s = layernorm.layernorm_steps(x[p], layernorm.torch_layernorm(model.blocks[LN_LAYER].ln1))
+    for step in steps:  # one model and one forward pass per checkpoint serve every byte
+        model = flagship.load(0, step=step)
+        x, hooked = ln_input(model, tokens, LN_LAYER)
+        ln = layernorm.torch_layernorm(model.blocks[LN_LAYER].ln1)
+        for p in positions:
+            s = layernorm.layernorm_steps(x[p], ln)
             checks.append(float((s.out - hooked["out"][p]).abs().max()))
             for stage, values in (("x", s.x), ("centred", s.centred), ("normalized", s.normalized), ("out", s.out)):
-                rows += [{"step": step, "stage": stage, "c": c, "v": round(float(v), 3)} for c, v in enumerate(values)]
-            rows += [{"step": step, "stage": "mean", "v": float(s.mean)}, {"step": step, "stage": "sigma", "v": float(s.scale)}]
-        ctx.asset(f"panel/byte-{p}.json", {"numbers": rows})
+                rows[p] += [{"step": step, "stage": stage, "c": c, "v": round(float(v), 3)} for c, v in enumerate(values)]
+            rows[p] += [{"step": step, "stage": "mean", "v": float(s.mean)}, {"step": step, "stage": "sigma", "v": float(s.scale)}]
+    names, labels = [], []
+    for p in positions:
+        ctx.asset(f"panel/byte-{p}.json", {"numbers": rows[p]})
         names.append(f"byte-{p}")
         labels.append(f"byte {p}: {text[p]!s} in …{''.join(text[max(0, p - 6):p])}[{text[p]}]")
     ctx.claim("max_gap_to_hooks", max(checks))  # the panel's output against TransformerLens's hook_out
-    trained_ln = layernorm.torch_layernorm(flagship.load(0).blocks[LN_LAYER].ln1)
+    trained_ln = layernorm.torch_layernorm(trained.blocks[LN_LAYER].ln1)
     ctx.claim("gamma_mean_abs_change", float((trained_ln.weight - 1).abs().mean()))
     ctx.claim("beta_mean_abs", float(trained_ln.bias.abs().mean()))
-    ctx.claim("d_model", flagship.load(0).cfg.d_model)
+    ctx.claim("d_model", trained.cfg.d_model)
     ctx.claim("positions", len(positions))
 
     panel = charts.Panel()

@@ -7,6 +7,7 @@ flagship (explorer/longruns/flagship.py): how large each attention block's write
 residual stream it is added to, over training.
 """
 
+import functools
 import math
 
 import altair as alt
@@ -34,6 +35,7 @@ CHANCE = 0.1  # ten balanced classes
 EXAMPLES = 6
 
 
+@functools.cache  # the panel reads every kept checkpoint of a run: one read of the cache per run
 def run(depth: int, net: str, seed: int) -> dict:
     config = {"depth": depth, "width": WIDTH, "skip": NETS[net], "seed": seed, "recipe": RECIPE, "keep": KEEP}
     return cached("residual-mlp-runs", config, lambda: deep_mlp.train(depth, WIDTH, NETS[net], seed, keep=KEEP, **RECIPE),

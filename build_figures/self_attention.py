@@ -7,6 +7,7 @@ figures: every number the head computes for one input (the computation panel, ov
 pattern and accuracy over training, and what the 1/sqrt(d_head) scaling does to the trained model.
 """
 
+import functools
 import math
 
 import altair as alt
@@ -55,6 +56,7 @@ def evaluate(model, rows: torch.Tensor) -> dict[str, float]:
     }
 
 
+@functools.cache  # three figures read the same runs: one read of the cache each
 def run(scale: str, seed: int, scaled: bool = True):
     arch = {**ARCH, **({} if scaled else UNSCALED)}
     config = {"arch": arch, "recipe": RECIPE, "task": vars(TASK), "seed": seed, "eval_rows": EVAL_ROWS[scale]}
