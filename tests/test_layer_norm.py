@@ -68,10 +68,11 @@ def test_layernorm_centres_then_puts_every_vector_on_one_sphere(smoke_claims):
 
 
 def test_the_learning_rate_that_breaks_each_block(smoke_claims):
-    """Direction at smoke scale: at 3e-2 the network without LayerNorm diverges in every seed, post-LN stalls
-    well above pre-LN, and pre-LN still learns; at 3e-3 all three learn (well below the uniform model's loss)."""
+    """Direction at smoke scale: at 3e-2 the network without LayerNorm diverges in some seeds (which ones is
+    chaotic: a fresh clone's run and a cached one differed), so its mean is far worse than pre-LN's; post-LN
+    stalls well above pre-LN, and pre-LN still learns; at 3e-3 all three learn (well below the uniform loss)."""
     claims = smoke_claims("layernorm-sweep")
-    assert claims["none_3em2_diverged"] == 3
+    assert claims["none_3em2_diverged"] >= 1 and claims["none_3em2_loss"] > claims["pre_3em2_loss_max"] + 1
     assert claims["pre_3em2_diverged"] == 0 and claims["pre_3em2_loss_max"] < claims["uniform_loss"] - 2
     assert claims["post_3em2_loss_min"] > claims["pre_3em2_loss_max"] + 0.3
     for norm in norm_transformer.NORMS:
