@@ -103,11 +103,11 @@ def panel_rows(model: pt.PositionTransformer, row: torch.Tensor, query: int, ste
 
 
 ADDED_NOTES = {
-    "none": "nothing: without positional information, every key looks the same wherever it stands",
-    "learned": "the query's stream gets the learned position vector W_pos[t] added (32 numbers)",
-    "sinusoidal": "the query's stream gets the fixed sinusoid PE[t] added (32 numbers)",
-    "rope": "each head rotates its query's 4 pairs by t·θ (the angles, modulo 2π) and each key's by j·θ",
-    "alibi": "each head subtracts slope × distance from every key's score (one row per head)",
+    "none": "nothing: without positional information,\nevery key looks the same wherever it stands",
+    "learned": "the learned position vector W_pos[t] is added\nto the query's stream (32 numbers)",
+    "sinusoidal": "the fixed sinusoid PE[t] is added to the\nquery's stream (32 numbers)",
+    "rope": "each head rotates its query's 4 pairs by t·θ\n(these angles, in radians) and each key's by j·θ",
+    "alibi": "each head subtracts slope × distance from\nevery key's score (one row per head)",
 }
 
 
@@ -175,7 +175,7 @@ def panel_chart(step: alt.Parameter):
         return alt.Title(text, fontSize=charts.LABEL_SIZE, anchor="start")
 
     tokens = (
-        alt.Chart(alt.Data(name="tokens"), title=title("the row: the query (filled) and the answer, the token 3 back (outlined)"))
+        alt.Chart(alt.Data(name="tokens"), title=title("the row: query filled, answer (3 back) outlined"))
         .encode(x=alt.X("p:O", title=None, scale=alt.Scale(domain=list(range(TEST_LENGTH))),
                         axis=alt.Axis(values=[0, 16, 32, 48, 63], labelAngle=0, ticks=False, domain=False)))
     )
@@ -184,11 +184,11 @@ def panel_chart(step: alt.Parameter):
         stroke=alt.condition("datum.role == 'answer'", alt.value(charts.ACCENT), alt.value("transparent")))
     letters = tokens.mark_text(fontSize=charts.SMALL_SIZE).encode(
         text="t:N", color=alt.Color("role:N", legend=None, scale=alt.Scale(
-            domain=["query", "answer", "later", ""], range=[charts.PAPER, charts.INK, charts.FAINT, charts.INK])))
+            domain=["query", "answer", "later", ""], range=[charts.PAPER, charts.INK, charts.MUTED, charts.INK])))
     row = alt.layer(boxes, letters).properties(width=width, height=22)
     note = (alt.Chart(alt.Data(name="note"), title=title("what the encoding contributes at the query"))
-            .mark_text(align="left", fontSize=charts.LABEL_SIZE, color=charts.MUTED, x=0)
-            .encode(text="text:N").properties(width=width, height=16))
+            .mark_text(align="left", baseline="top", fontSize=charts.LABEL_SIZE, color=charts.MUTED, x=0, y=0, lineBreak="\n")
+            .encode(text="text:N").properties(width=width, height=30))
     added = (
         alt.Chart(numbers).transform_filter(f"datum.stage == 'added' && datum.step == {step.name}")
         .mark_rect(stroke=charts.RULE, strokeWidth=0.5)
@@ -201,10 +201,10 @@ def panel_chart(step: alt.Parameter):
 
     angles = (
         alt.Chart(numbers).transform_filter(f"datum.stage == 'angles' && datum.step == {step.name}")
-        .transform_calculate(label="'pair ' + datum.c + ': ' + format(datum.v, '.2f') + ' rad'")
+        .transform_calculate(label="'pair ' + datum.c + ': ' + format(datum.v, '.2f')")
         .mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.INK)
         .encode(x=alt.X("c:O", axis=None), text="label:N")
-        .properties(width=alt.Step(90), height=14)
+        .properties(width=alt.Step(76), height=14)
     )
 
     def heads(stage: str, text: str, scale: alt.Scale, fmt: str) -> alt.Chart:
@@ -212,24 +212,24 @@ def panel_chart(step: alt.Parameter):
             alt.Chart(numbers, title=title(text))
             .transform_filter(f"datum.stage == '{stage}' && datum.step == {step.name}")
             .mark_rect(stroke=charts.RULE, strokeWidth=0.5)
-            .encode(x=keys, y=alt.Y("r:O", title="head", axis=alt.Axis(labelAngle=0, ticks=False, domain=False)),
+            .encode(x=keys, y=alt.Y("r:O", title=None, axis=alt.Axis(labelAngle=0, ticks=False, domain=False, labelExpr="'h' + datum.label")),
                     color=alt.Color("v:Q", scale=scale, legend=None),
                     tooltip=[alt.Tooltip("r:O", title="head"), alt.Tooltip("c:O", title="key position"), alt.Tooltip("v:Q", format=fmt)])
             .properties(width=width, height=alt.Step(14))
         )
 
-    scores = heads("scores", "scores q·k / √8 over the keys (ALiBi's penalty included), one row per head", charts.diverging(6.0, clamp=True), ".2f")
-    pattern = heads("pattern", "attention weights after the softmax", charts.sequential((0, 1)), ".3f")
+    scores = heads("scores", "scores q·k / √8 (+ ALiBi's penalty), per head and key", charts.diverging(6.0, clamp=True), ".2f")
+    pattern = heads("pattern", "attention weights (softmax), per head and key", charts.sequential((0, 1)), ".3f")
     probs = (
         alt.Chart(alt.Data(name="numbers"), title=title("predicted probability of each token"))
         .transform_filter(f"datum.stage == 'probs' && datum.step == {step.name}")
         .transform_calculate(token=f"substring('{LETTERS}', datum.c, datum.c + 1)")
         .mark_bar()
         .encode(x=alt.X("token:N", title=None, sort=list(LETTERS), axis=alt.Axis(labelAngle=0)),
-                y=alt.Y("v:Q", title="probability", scale=alt.Scale(domain=[0, 1])),
+                y=alt.Y("v:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(values=[0, 0.5, 1])),
                 color=alt.value(charts.SERIES[0]),
                 tooltip=[alt.Tooltip("token:N"), alt.Tooltip("v:Q", title="probability", format=".3f")])
-        .properties(width=16 * 22, height=110)
+        .properties(width=16 * 18, height=100)
     )
     return alt.vconcat(row, note, added, angles, scores, pattern, probs, spacing=8)
 

@@ -90,12 +90,16 @@ export function refit(spec, view, room) {
   const fit = (node, prefix, measured, avail) => {
     const kids = children(node);
     if (kids) {
+      // A vconcat lines its views up on their plot areas: a view that starts right of the others (the
+      // others have wider axes on the left) has that much less room on the right.
+      const items = kids.list.map((child, i) => (groups.get(`${childPrefix(prefix, i, child)}_group`) || [])[0]);
+      const lefts = items.map((item) => (item && item.bounds ? item.bounds.x1 : 0));
+      const leftmost = Math.min(...lefts);
       const widths = kids.list.map((child, i) => {
-        const p = childPrefix(prefix, i, child);
-        const items = groups.get(`${p}_group`);
-        return fit(child, p, boundsWidth(items && items[0]), avail);
+        const room = kids.key === "vconcat" ? avail - (lefts[i] - leftmost) : avail;
+        return fit(child, childPrefix(prefix, i, child), boundsWidth(items[i]), room);
       });
-      if (kids.key === "vconcat") return Math.max(...widths);
+      if (kids.key === "vconcat") return Math.max(...widths.map((w, i) => w + lefts[i] - leftmost));
       const spacing = node.spacing ?? SPACING;
       let columns = node.columns ?? widths.length;
       while (columns > 1 && rowWidth(widths, columns, spacing) > avail) columns -= 1;
@@ -140,7 +144,9 @@ export function refit(spec, view, room) {
     return measured - (current - target) * perCell;
   };
 
-  fit(out, "", drawnWidth(view), room);
+  const padding = view.padding ? view.padding() : { left: 0, right: 0 };
+  const pads = (padding.left || 0) + (padding.right || 0); // the drawing's own margin: no view can use it
+  fit(out, "", drawnWidth(view) - pads, room - pads);
   return changed ? out : null;
 }
 
