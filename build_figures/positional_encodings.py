@@ -81,6 +81,7 @@ def copy_head(model: pt.PositionTransformer, rows: torch.Tensor) -> int:
 # --------------------------------------------------------------------------- the computation panel
 
 
+@torch.no_grad()
 def panel_rows(model: pt.PositionTransformer, row: torch.Tensor, query: int, step: int) -> list[dict]:
     s = position_steps.query_steps(model, row, query)
     out = []

@@ -32,6 +32,7 @@ def test_the_panels_steps_are_the_models_own_numbers(encoding):
         torch.testing.assert_close(s.scores, cache["blocks.0.attn.hook_attn_scores"][0, :, query, : query + 1], **close)
         torch.testing.assert_close(s.pattern, cache["blocks.0.attn.hook_pattern"][0, :, query, : query + 1], **close)
         torch.testing.assert_close(s.logits, logits[0, query], **close)
+        torch.testing.assert_close(s.z, cache["blocks.0.attn.hook_z"][0, query], **close)
         q = cache["blocks.0.attn.hook_rot_q" if encoding == "rope" else "blocks.0.attn.hook_q"][0, query]
         torch.testing.assert_close(s.q, q, **close)
     if encoding in ("learned", "sinusoidal"):

@@ -125,6 +125,7 @@ def accuracy_by_position(model: PositionTransformer, rows: Int[Tensor, "n pos"],
     return right.float().mean(0).tolist()
 
 
+@torch.enable_grad()  # a figure may ask for a run from inside torch.no_grad
 def train(encoding: str, seed: int, *, k: int, d_vocab: int, d_model: int, n_heads: int, n_layers: int, train_length: int,
           test_length: int, steps: int, batch: int, lr: float, eval_rows: int, checkpoint_every: int) -> dict:
     """Train on rows of `train_length` tokens (every position from k on is a target); measure per-position

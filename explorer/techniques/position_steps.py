@@ -6,11 +6,13 @@ For the query at position i of a PositionTransformer (explorer/models/position_t
     q, k_j, v_j = x W_Q + b_Q, x_j W_K + b_K, x_j W_V + b_V           per head
     RoPE: q <- R(i θ) q,  k_j <- R(j θ) k_j                            rotate by position
     s_j   = q · k_j / sqrt(d_head)  (- slope · (i - j) for ALiBi)      scores over keys j <= i
-    a     = softmax(s);  z = Σ_j a_j v_j;  logits = (x_i + z W_O + b_O) W_U + b_U
+    a     = softmax(s);  z = Σ_j a_j v_j                               per head
+    logits = (x_i + Σ_h z_h W_O[h] + b_O) W_U + b_U                    the heads' writes add up
 
 `query_steps` computes it with plain tensor algebra and the formulas of explorer/techniques/
 attention.py; the tests check each step against the model's own hooks (hook_pos_embed, hook_rot_q,
-hook_attn_scores, hook_pattern) and its logits.
+hook_attn_scores, hook_pattern, hook_z) and its logits. The multi-head chapter reads the same
+steps per head.
 """
 
 import math
@@ -31,6 +33,8 @@ class QuerySteps:
     q: Float[Tensor, "head d_head"]  # after any rotation
     scores: Float[Tensor, "head keys"]  # before the softmax, bias included
     pattern: Float[Tensor, "head keys"]
+    z: Float[Tensor, "head d_head"]  # each head's weighted sum of values
+    head_out: Float[Tensor, "head d_model"]  # what each head writes: z_h W_O[h] (the bias b_O apart)
     logits: Float[Tensor, " vocab"]
 
 
@@ -63,7 +67,8 @@ def query_steps(model, tokens: Int[Tensor, " pos"], query: int) -> QuerySteps:
         bias = formulas.alibi_bias(query + 1, attn.n_heads)[:, query].float()  # (head, keys)
         scores = scores + bias
     pattern = scores.softmax(-1)
-    z = torch.einsum("hk,khd->hd", pattern, v).reshape(-1)  # heads side by side
-    out = z @ attn.W_O.weight.T + attn.W_O.bias
-    logits = (x[query] + out) @ model.unembed.weight.T + model.unembed.bias
-    return QuerySteps(added, angles, bias, q[query], scores, pattern, logits)
+    z = torch.einsum("hk,khd->hd", pattern, v)  # (head, d_head)
+    w_o = attn.W_O.weight.T.view(attn.n_heads, attn.d_head, -1)  # (head, d_head, d_model)
+    head_out = torch.einsum("hd,hdm->hm", z, w_o)
+    logits = (x[query] + head_out.sum(0) + attn.W_O.bias) @ model.unembed.weight.T + model.unembed.bias
+    return QuerySteps(added, angles, bias, q[query], scores, pattern, z, head_out, logits)
