@@ -165,7 +165,9 @@ def panel_chart(step: alt.Parameter):
         cells = base.mark_rect(stroke=charts.RULE, strokeWidth=0.5).encode(
             color=alt.Color("v:Q", scale=scale, legend=None),
             tooltip=[alt.Tooltip("r:O", title="head"), alt.Tooltip("c:O", title="position"), alt.Tooltip("v:Q", format=fmt)])
-        text_ = base.mark_text(fontSize=charts.SMALL_SIZE).encode(text=alt.Text("v:Q", format=fmt), color=charts.ink_on("v") if stage == "pattern" else alt.value(charts.INK))
+        strong = f"abs(datum.v) / {scale.domain[-1]} > toNumber('{charts.SEQ_FLIP}')"  # the diverging scores: paper on strong cells
+        ink = charts.ink_on("v") if stage == "pattern" else alt.condition(strong, alt.value(charts.PAPER), alt.value(charts.INK))
+        text_ = base.mark_text(fontSize=charts.SMALL_SIZE).encode(text=alt.Text("v:Q", format=fmt), color=ink)
         return alt.layer(cells, text_).properties(width=TASK.length * 34, height=alt.Step(20))
 
     scores = heads("scores", "each head's scores q·k / √d_head", charts.diverging(8.0, clamp=True), ".1f")
