@@ -4,7 +4,8 @@ Deep MLPs (width 32, ReLU, PyTorch's default initialisation) are trained here on
 8x8 digits with and without a skip connection around every hidden block (explorer/models/deep_mlp.py),
 three seeds each and at several depths. The transformer part reads the stored checkpoints of the
 flagship (explorer/longruns/flagship.py): how large each attention block's write is against the
-residual stream it is added to, over training.
+residual stream it is added to, over training; and trains small 8-block byte-level transformers
+with and without their residual additions (explorer/models/skip_transformer.py).
 """
 
 import functools
@@ -17,7 +18,7 @@ import torch
 from explorer import charts
 from explorer.cache import cached
 from explorer.ensemble import claim_over_seeds
-from explorer.models import deep_mlp, flagship
+from explorer.models import deep_mlp, flagship, norm_transformer, skip_transformer
 from explorer.pipeline import FigureContext, figure
 from explorer.techniques import residual
 
@@ -288,3 +289,82 @@ def residual_transformer(ctx: FigureContext):
                                                    alt.Tooltip("min:Q", format=".3f"), alt.Tooltip("max:Q", format=".3f")]),
         alt.Chart(pd.DataFrame([{"y": 1.0}])).mark_rule(color=charts.MUTED, strokeDash=[4, 3]).encode(y="y:Q"),
     ).properties(width=420, height=220)
+
+
+# --------------------------------------------------------------------------- a transformer without its skips
+
+SKIP_RECIPE = dict(d_model=32, n_heads=4, n_layers=8, n_ctx=32, batch=16, lr=3e-3, train_bytes=2_000_000, eval_rows=64, log_every=25)
+SKIP_STEPS = {"smoke": 150, "full": 300}
+SKIP_MODEL = ("byte-level pre-LN transformers trained here on the flagship's corpus (explorer/models/skip_transformer.py): "
+              "8 blocks of attention and MLP, d_model 32, 4 heads, context 32, with and without the residual additions, "
+              "Adam at 3e-3, seeds 0-2")
+SKIP_LABELS = {True: "with skips", False: "without skips"}
+
+
+@functools.cache  # the figure reads each run twice (losses, gradients): one read of the cache
+def skip_run(skip: bool, seed: int, steps: int) -> dict:
+    recipe = {**SKIP_RECIPE, "steps": steps}
+    return cached("residual-transformer-runs", {"skip": skip, "seed": seed, **recipe},
+                  lambda: skip_transformer.train(skip, seed, **recipe), code=[skip_transformer])
+
+
+def unigram_loss(train_bytes: int) -> float:
+    """Held-out loss of the best model that ignores context: each byte's frequency in the training bytes."""
+    counts = torch.bincount(norm_transformer.byte_rows("train", train_bytes), minlength=norm_transformer.VOCAB).double() + 1
+    heldout = norm_transformer.byte_rows("heldout", train_bytes // 10)
+    return float(-(counts / counts.sum()).log()[heldout].mean())
+
+
+@figure(
+    "residual-transformer-skips",
+    title="A transformer with and without its skip connections",
+    caption=(
+        "Small byte-level transformers, 8 blocks deep (attention and MLP, pre-LN), trained on Python source with and "
+        "without the residual additions, three seeds each. Left: held-out loss over training (line: mean; band: lowest "
+        "to highest seed); dashed: the best model that ignores context and predicts each byte by its frequency; "
+        "dotted: every byte equally likely. Right: the gradient norm of each block's weights at the step the slider "
+        "picks (log scale; block 1 is nearest the input)."
+    ),
+    model=SKIP_MODEL,
+)
+def residual_transformer_skips(ctx: FigureContext):
+    steps = SKIP_STEPS[ctx.scale]
+    losses, grads = [], []
+    for skip in (True, False):
+        runs = {seed: skip_run(skip, seed, steps)["history"] for seed in SEEDS}
+        key = "skip" if skip else "noskip"
+        claim_over_seeds(ctx, f"{key}_final_loss", {s: h[-1]["loss"] for s, h in runs.items()})
+        claim_over_seeds(ctx, f"{key}_final_first_block_grad", {s: h[-1]["grad_norms"][0] for s, h in runs.items()})
+        claim_over_seeds(ctx, f"{key}_init_first_block_grad", {s: h[0]["grad_norms"][0] for s, h in runs.items()})
+        for i, point in enumerate(runs[SEEDS[0]]):
+            values = [runs[s][i]["loss"] for s in SEEDS]
+            losses.append({"net": SKIP_LABELS[skip], "step": point["step"], "mean": sum(values) / 3, "min": min(values), "max": max(values)})
+            for block in range(SKIP_RECIPE["n_layers"]):
+                g = [max(runs[s][i]["grad_norms"][block], 1e-12) for s in SEEDS]
+                grads.append({"net": SKIP_LABELS[skip], "step": point["step"], "block": block + 1, "mean": sum(g) / 3, "min": min(g), "max": max(g)})
+    ctx.claim("unigram_loss", unigram_loss(SKIP_RECIPE["train_bytes"]))
+    ctx.claim("uniform_loss", math.log(norm_transformer.VOCAB))
+    ctx.claim("steps", steps)
+    ctx.claim("blocks", SKIP_RECIPE["n_layers"])
+
+    nets = charts.series_scale(list(SKIP_LABELS.values()), [charts.SERIES[0], charts.SERIES[7]])
+    color = alt.Color("net:N", scale=nets, title="network")
+    curves = alt.Chart(pd.DataFrame(losses).round(4)).encode(x=alt.X("step:Q", title="training step"))
+    references = pd.DataFrame([{"y": ctx.claims["unigram_loss"], "dash": "unigram"}, {"y": ctx.claims["uniform_loss"], "dash": "uniform"}])
+    left = alt.layer(
+        curves.mark_area(opacity=0.2).encode(y=alt.Y("min:Q", title="held-out loss (nats per byte)", scale=alt.Scale(domain=[2, 6])), y2="max:Q", color=color),
+        curves.mark_line().encode(y="mean:Q", color=color, tooltip=["net:N", "step:Q", alt.Tooltip("mean:Q", format=".3f", title="mean over seeds")]),
+        alt.Chart(references).mark_rule(color=charts.MUTED).encode(
+            y="y:Q", strokeDash=alt.StrokeDash("dash:N", scale=alt.Scale(domain=["unigram", "uniform"], range=[[4, 3], [1, 2]]), legend=None)),
+    ).properties(width=300, height=220)
+
+    panel = charts.Panel()
+    step = panel.steps("step", sorted({g["step"] for g in grads}), value=steps)
+    per_block = alt.Chart(pd.DataFrame(grads)).transform_filter(f"datum.step == {step.name}").encode(
+        x=alt.X("block:Q", title="block (1 = nearest the input)", scale=alt.Scale(domain=[1, SKIP_RECIPE["n_layers"]])))
+    right = alt.layer(
+        per_block.mark_area(opacity=0.2).encode(y=alt.Y("min:Q", title="gradient norm of the block", scale=alt.Scale(type="log"), axis=alt.Axis(format="~e")), y2="max:Q", color=color),
+        per_block.mark_line(point=True).encode(y="mean:Q", color=color, tooltip=["net:N", "block:Q", alt.Tooltip("mean:Q", format=".3g", title="mean over seeds"),
+                                                                                 alt.Tooltip("min:Q", format=".3g"), alt.Tooltip("max:Q", format=".3g")]),
+    ).properties(width=300, height=220)
+    return panel.finish(alt.hconcat(left, right, spacing=28))
