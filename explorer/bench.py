@@ -6,7 +6,8 @@ cache), bytes of figure spec + data per page, time from page load to all figures
 headless Chromium, one step of the playground's slider, Lighthouse on every page
 (explorer/site/pagebench.py), the model zoo's training throughput, and the claims that move when
 the chaotic digits figures are rebuilt under another thread count and other CPU code paths, and
-the mutation score: the share of planted bugs the unit tests catch (explorer/mutants.py).
+the mutation score: the share of planted bugs the unit tests catch (explorer/mutants.py), and each
+interpretability article's time and peak memory on a full-size GPT-2 stand-in.
 """
 
 import argparse
@@ -91,6 +92,53 @@ def bench_cold(articles: tuple[str, ...]) -> None:
         print(f"cold full-scale build of {article} ({len(ids)} figures, empty model cache): {seconds:.1f} s{goal}")
 
 
+HUB_GOAL_S, HUB_GOAL_GB = 600, 8.0  # per interpretability article on GPT-2 small, this CPU
+MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+try:
+    code = subprocess.run(sys.argv[2:], timeout=float(sys.argv[1])).returncode
+except subprocess.TimeoutExpired:
+    code = "timeout"
+print(f"{time.perf_counter() - start:.1f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6:.2f} {code}")
+"""
+
+
+def bench_hub(model: str = "gpt2", limit_gb: float = 16.0, timeout_s: float = 900.0) -> None:
+    """Each model-aware article on a full-size GPT-2 stand-in (explorer/models/hub_standin.py): wall time and
+    peak memory, against the goals. Address space is capped at `limit_gb` so a producer that would take the
+    machine's memory fails instead."""
+    import resource
+
+    from explorer.models import hub_standin
+    from explorer.pipeline.registry import discover
+
+    articles: dict[str, list[str]] = defaultdict(list)
+    for fid, fig in discover().items():
+        if fig.model_option:
+            articles[fig.article].append(fid)
+    cap = int(limit_gb * 2**30)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    with tempfile.TemporaryDirectory() as hub, tempfile.TemporaryDirectory() as out:
+        hub_standin.build_gpt2(Path(hub))
+        env = {**os.environ, "HF_HUB_CACHE": hub, "HF_HUB_OFFLINE": "1"}
+        print(f"interpretability articles on a full-size {model} stand-in (random weights; goal <= {HUB_GOAL_S} s and <= {HUB_GOAL_GB:.0f} GB each; "
+              f"memory capped at {limit_gb:.0f} GB, time at {timeout_s:.0f} s):")
+        for article, ids in sorted(articles.items()):
+            command = [sys.executable, "-m", "explorer", "figures", "--quiet", "--model", model, "--out", out, "--force", "--only", *ids]
+            done = subprocess.run([sys.executable, "-c", MEASURE, str(timeout_s), *command], cwd=paths.REPO, env=env,
+                                  capture_output=True, text=True, preexec_fn=limit)
+            seconds, peak, code = done.stdout.strip().splitlines()[-1].split()
+            failed = [line for line in done.stderr.splitlines() if line.startswith("failed")]
+            over = float(seconds) > HUB_GOAL_S or float(peak) > HUB_GOAL_GB or code != "0"
+            print(f"  {article:20} {float(seconds):7.1f} s  peak {float(peak):5.2f} GB  exit {code}{'  OVER GOAL' if over else ''}")
+            for line in failed:
+                print(f"      {line[:200]}")
+
+
 def bench_reproducible(scale: str = "full") -> None:
     """Rebuild the chaotic digits figures from empty caches under two settings and list what moved."""
     from explorer.ensemble import OTHER_CPU, OTHER_THREADS, SENSITIVE_FIGURES, compare_claims, interval_claims, rebuild_claims
@@ -173,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repro-scale", choices=("smoke", "full", "none"), default="full", help="scale of the cross-setting claim comparison (none: skip)")
     parser.add_argument("--no-lighthouse", action="store_true", help="skip the Lighthouse audit of every page (about a minute a page)")
     parser.add_argument("--no-mutants", action="store_true", help="skip the mutation run (a few minutes)")
+    parser.add_argument("--no-hub", action="store_true", help="skip the interpretability articles on a full-size GPT-2 stand-in (up to an hour)")
     args = parser.parse_args(argv)
     bench_check()
     bench_noop()
@@ -193,4 +242,6 @@ def main(argv: list[str] | None = None) -> int:
             pagebench.bench_lighthouse(site)
     if not args.no_zoo:
         bench_models()
+    if not args.no_hub:
+        bench_hub()
     return 0

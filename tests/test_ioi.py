@@ -92,6 +92,6 @@ def test_the_ioi_figures_run_on_gpt2_from_the_local_cache(tmp_path, monkeypatch)
     assert [o.status for o in outcomes] == ["built", "built"], [o.message for o in outcomes]
     import json
 
-    claims = json.loads((tmp_path / "out" / "ioi-circuit" / "claims.json").read_text())
+    claims = json.loads((tmp_path / "out" / "models" / "gpt2" / "ioi-circuit" / "claims.json").read_text())  # beside, not over
     claims = claims.get("claims", claims)
     assert claims["gpt2_heads"] == 26 and "logit_diff" in claims and "logit_diff_min" not in claims  # one model, no seed range

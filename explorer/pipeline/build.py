@@ -75,9 +75,15 @@ class Planned:
     error: str = ""  # why its inputs could not be hashed (the figure fails)
 
 
-def default_out(scale: Scale) -> Path:
-    """Full scale publishes into docs/; smoke scale never overwrites what is published."""
-    return paths.FIGURES if scale == "full" else paths.CACHE / "smoke-figures"
+MODELS_DIR = "models"  # figures recomputed on another model live in <out>/models/<name>/, beside the defaults
+
+
+def default_out(scale: Scale, model: str | None = None) -> Path:
+    """Full scale publishes into docs/; smoke scale never overwrites what is published. A run on
+    another model (`--model NAME`) lands in a place of its own, never over the default figures: the
+    site offers it as a model switch on the figures it has, and `--check` leaves it alone."""
+    root = paths.FIGURES if scale == "full" else paths.CACHE / "smoke-figures"
+    return root / MODELS_DIR / model if model is not None else root
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -168,7 +174,8 @@ def build(
     Raises ExplorerError for bad ids and OSError/OutputError when the output folder itself cannot be
     written; everything that goes wrong inside one figure is that figure's Outcome.
     """
-    out = Path(out) if out else default_out(scale)
+    root = Path(out) if out else default_out(scale)
+    out = root / MODELS_DIR / model if model is not None else root  # never over the default figures
     with frozen_files():
         found = scan()
         chosen = select(found.figures, ids, model, found.errors)

@@ -40,14 +40,32 @@ CODE = re.compile(r"^(```|~~~).*?^\1[^\n]*$|`(?:[^`\n]|\n(?![ \t]*\n))+`", re.M 
 NUMERIC_FORMAT = re.compile(r"[bcdeEfFgGnoxX%]$")
 _manifest: dict[str, Any] = {}
 _figures_dir = Path()
+_other_models: dict[str, dict[str, dict[str, Any]]] = {}  # figure id -> {model name: its manifest entry}
+MODELS_DIR = "models"  # explorer/pipeline/build.py: `--model NAME` builds into figures/models/NAME/
 
 
 def on_config(config, **_):
-    global _manifest, _figures_dir
+    global _manifest, _figures_dir, _other_models
     _figures_dir = Path(config["docs_dir"]) / "figures"
     manifest = _figures_dir / "manifest.json"
     _manifest = jsonio.read_json(manifest)["figures"] if manifest.exists() else {}
+    _other_models = {}
+    for path in sorted((_figures_dir / MODELS_DIR).glob("*/manifest.json")):
+        for fid, entry in jsonio.read_json(path)["figures"].items():
+            if (path.parent / fid / "spec.json").exists():
+                _other_models.setdefault(fid, {})[path.parent.name] = entry
     return config
+
+
+def _model_switch(fid: str, entry: dict[str, Any], base: str, root: str) -> str:
+    """data-models: the choices of the figure's model switch (the published figure first), or ''."""
+    others = _other_models.get(fid)
+    if not others:
+        return ""
+    choices = [{"label": "the published models", "base": base, "model": entry["model"]}]
+    choices += [{"label": name, "base": f"{root}/figures/{MODELS_DIR}/{name}/{fid}/", "model": other["model"]}
+                for name, other in sorted(others.items())]
+    return f" data-models='{html.escape(json.dumps(choices), quote=True)}'"
 
 
 def on_page_markdown(markdown: str, page, **_) -> str:
@@ -170,11 +188,11 @@ def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False
     focusable = ' tabindex="0"' if pictures else ""  # a picture comes alive on focus too
     return (
         f'<figure class="explorer-figure" id="fig-{esc(fid)}" data-figure="{esc(fid)}" data-base="{esc(base)}"'
-        f'{" data-preview" if pictures else ""}>\n'
+        f'{_model_switch(fid, entry, base, root)}{" data-preview" if pictures else ""}>\n'
         f'<div class="explorer-figure__chart" role="img" aria-label="{esc(entry["title"])}"{focusable}>'
         f'{pictures}</div>\n'
         f'<figcaption><strong>{esc(entry["title"])}.</strong> {esc(entry["caption"])}\n'
-        f'<span class="explorer-figure__meta">Model: {esc(entry["model"])} · '
+        f'<span class="explorer-figure__meta">Model: <span class="explorer-figure__model">{esc(entry["model"])}</span> · '
         f'<a href="{root}/provenance/#{esc(fid)}">provenance</a> · '
         f'<a href="{base}spec.json" download>spec</a>'
         f'{" · data: " + data_links if data_links else ""}</span></figcaption>\n'

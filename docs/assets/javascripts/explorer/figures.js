@@ -61,8 +61,9 @@ function fetchJSON(url, what) {
 }
 
 function loadSpec(id, base) {
-  if (!specs.has(id)) specs.set(id, fetchJSON(new URL("spec.json", new URL(base, document.baseURI)).href, `figure ${id}`));
-  return specs.get(id);
+  const url = new URL("spec.json", new URL(base, document.baseURI)).href; // one figure may have a spec per model
+  if (!specs.has(url)) specs.set(url, fetchJSON(url, `figure ${id}`));
+  return specs.get(url);
 }
 
 function loadPayload(url, id) {
@@ -92,6 +93,9 @@ function attach(el) {
 
 function schedule(record) {
   if (record.drawn) return record.drawn;
+  // Fetch now, draw in turn: the library and every scheduled figure's spec load while earlier figures draw.
+  vegaReady().catch(() => {});
+  loadSpec(record.id, record.base).catch(() => {});
   record.drawn = new Promise((resolve) => {
     queue = queue.then(async () => {
       if (record.generation === generation) await firstDraw(record);
@@ -131,12 +135,67 @@ async function firstDraw(record) {
     }
     record.panel = buildPanel(box, el.querySelector("figcaption strong")?.textContent || id, record.controls, record.state,
       (control, value) => change(record, control, value).catch((e) => fail(record, e)));
+    addModelSwitch(record, box);
     addExportLinks(record);
     await draw(record);
     watchSize(record);
   } catch (error) {
     fail(record, error);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model switch: a figure recomputed on other models (`make figures MODEL=name`, published under
+// figures/models/<name>/) offers them; the page's prose describes the published one.
+
+function modelChoices(record) {
+  try { return JSON.parse(record.el.dataset.models || "[]"); } catch (e) { return []; }
+}
+
+function addModelSwitch(record, box) {
+  const choices = modelChoices(record);
+  if (choices.length < 2) return;
+  const current = choices.findIndex((c) => c.base === record.base);
+  const wrap = document.createElement("div");
+  wrap.className = "explorer-control explorer-control--model";
+  const label = document.createElement("label");
+  label.className = "explorer-control__label";
+  label.textContent = "Computed on";
+  const select = document.createElement("select");
+  select.id = `explorer-model-${record.id}`;
+  label.htmlFor = select.id;
+  choices.forEach((c, i) => {
+    const option = document.createElement("option");
+    option.value = String(i);
+    option.textContent = c.label; // text, never HTML
+    option.selected = i === current;
+    select.appendChild(option);
+  });
+  select.addEventListener("change", () => switchModel(record, choices[Number(select.value)]).catch((e) => fail(record, e)));
+  wrap.append(label, select);
+  if (current > 0) {
+    const note = document.createElement("p");
+    note.className = "explorer-figure__model-note";
+    note.textContent = `Recomputed on ${choices[current].label}. The text of this page describes the published figure, so its numbers may not hold here.`;
+    wrap.appendChild(note);
+  }
+  box.prepend(wrap);
+}
+
+/** Draw the figure again from another model's files: its own spec, controls and data. */
+async function switchModel(record, choice) {
+  if (record.finalize) record.finalize();
+  record.finalize = null;
+  record.view = null;
+  record.base = choice.base;
+  record.el.dataset.base = choice.base;
+  Object.assign(record, { spec: null, meta: {}, controls: [], state: {}, defaults: {}, layout: null, room: 0, payload: null });
+  const model = record.el.querySelector(".explorer-figure__model");
+  if (model) model.textContent = choice.model;
+  const box = record.el.querySelector(".explorer-figure__controls");
+  if (box) box.replaceChildren();
+  for (const stale of record.el.querySelectorAll(".explorer-figure__code")) stale.remove();
+  await firstDraw(record);
 }
 
 function sourceUrl(record) {
@@ -265,7 +324,8 @@ async function change(record, control, value, { fromLink = false } = {}) {
 // ---------------------------------------------------------------------------------------------
 
 function watchSize(record) {
-  if (!window.ResizeObserver) return;
+  if (!window.ResizeObserver || record.watching) return; // once per figure, whichever model it shows
+  record.watching = true;
   let timer = null;
   new ResizeObserver(() => {
     clearTimeout(timer);

@@ -1,0 +1,88 @@
+"""`make figures MODEL=name`: a run on another model lands beside the published figures, never over them,
+and the site offers it as a model switch. End to end on a random-init GPT-2 stand-in in a temporary Hugging
+Face cache (GPT-2's architecture, few layers, a word-level tokenizer that reads every probe word)."""
+
+import hashlib
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import tiny_models
+from explorer import jsonio, paths
+from explorer.data import ioi as ioi_data
+from explorer.pipeline import build as pipeline
+from explorer.pipeline.registry import discover
+
+MODEL_AWARE = sorted(fid for fid, f in discover().items() if f.model_option)
+
+
+def _digests(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def hub_run(tmp_path_factory):
+    """The published model-aware figures copied into a scratch output folder, then a --model gpt2 run into it."""
+    tmp = tmp_path_factory.mktemp("hub")
+    tiny_models.gpt2_in_hub_cache(tmp / "hub", [*ioi_data.vocabulary(), *(f"w{i}" for i in range(32)), "<|endoftext|>"],
+                                  unk="<pad>", eos="<|endoftext|>")
+    out = tmp / "figures"
+    out.mkdir()
+    manifest = jsonio.read_json(paths.FIGURES / "manifest.json")["figures"]
+    jsonio.write_json(out / "manifest.json", {"figures": {fid: manifest[fid] for fid in MODEL_AWARE}})
+    for fid in MODEL_AWARE:
+        shutil.copytree(paths.FIGURES / fid, out / fid)
+    before = _digests(out)
+    env = {"HF_HUB_CACHE": str(tmp / "hub"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "explorer", "figures", "--quiet", "--model", "gpt2", "--out", str(out)],
+                            cwd=paths.REPO, capture_output=True, text=True, env={**os.environ, **env})
+    return out, before, result
+
+
+def test_default_output_of_a_model_run_is_a_folder_of_its_own():
+    assert pipeline.default_out("full", "gpt2") == paths.FIGURES / "models" / "gpt2"
+    assert pipeline.default_out("full") == paths.FIGURES
+
+
+def test_every_model_aware_figure_builds_on_the_stand_in(hub_run):
+    out, _, result = hub_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = jsonio.read_json(out / "models" / "gpt2" / "manifest.json")["figures"]
+    assert sorted(manifest) == MODEL_AWARE
+    assert all(entry["model"] == "gpt2" for entry in manifest.values())
+
+
+def test_the_published_figures_are_left_byte_identical(hub_run):
+    out, before, _ = hub_run
+    after = {k: v for k, v in _digests(out).items() if not k.startswith("models/")}
+    assert after == before
+
+
+def test_the_site_offers_the_model_switch_and_still_builds_strictly(hub_run, tmp_path):
+    out, _, _ = hub_run
+    docs = tmp_path / "docs"
+    shutil.copytree(out, docs / "figures")
+    (docs / "index.md").write_text("# T\n\n{{ figure: patching-resid }}\n")
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(f"site_name: t\ndocs_dir: docs\nhooks:\n  - {paths.REPO / 'explorer/site/hooks.py'}\n")
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(tmp_path / "site")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "site" / "index.html").read_text()
+    attribute = page.split("data-models='", 1)[1].split("'", 1)[0]
+    choices = json.loads(html.unescape(attribute))
+    assert [c["label"] for c in choices] == ["the published models", "gpt2"]
+    assert choices[1]["base"] == "./figures/models/gpt2/patching-resid/" and choices[1]["model"] == "gpt2"
+    assert (tmp_path / "site" / "figures" / "models" / "gpt2" / "patching-resid" / "spec.json").exists()
+
+
+def test_check_leaves_model_runs_alone(hub_run):
+    """The published figures are still fresh after the run (their specs and manifest untouched), and the
+    model run's own folder is not a figure `--check` knows."""
+    out, _, _ = hub_run
+    assert pipeline.check(MODEL_AWARE, out) == []
