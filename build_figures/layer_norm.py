@@ -15,7 +15,6 @@ import pandas as pd
 import torch
 
 from explorer import charts
-from explorer.cache import cached
 from explorer.ensemble import claim_over_seeds
 from explorer.models import flagship, norm_transformer
 from explorer.pipeline import FigureContext, figure
@@ -35,8 +34,12 @@ LN_LAYER = 1  # the panel's LayerNorm: the one in front of layer 1's attention, 
 
 @functools.cache  # the sweep and the scale figure read the same runs: one read of the cache each
 def sweep_run(norm: str, lr: float, seed: int) -> dict:
-    config = {"norm": norm, "lr": lr, "seed": seed, **RECIPE}
-    return cached("layernorm-sweep", config, lambda: norm_transformer.train(norm, lr, seed, **RECIPE), code=[norm_transformer])
+    return norm_transformer.sweep_entry(norm, lr, seed, RECIPE)
+
+
+def train_sweep(rates: tuple[float, ...]) -> None:
+    """Train every missing run of these rates two at a time (the machine has two cores; each run uses one)."""
+    norm_transformer.train_missing([(n, lr, s) for n in norm_transformer.NORMS for lr in rates for s in SEEDS], RECIPE)
 
 
 def rate_key(lr: float) -> str:
@@ -186,6 +189,7 @@ def layernorm_geometry(ctx: FigureContext):
     model=SWEEP_MODEL,
 )
 def layernorm_sweep(ctx: FigureContext):
+    train_sweep(RATES[ctx.scale])
     rows = []
     for norm in norm_transformer.NORMS:
         for lr in RATES[ctx.scale]:
@@ -218,6 +222,7 @@ def layernorm_sweep(ctx: FigureContext):
     model=SWEEP_MODEL,
 )
 def layernorm_scale(ctx: FigureContext):
+    train_sweep((SCALE_RATE,))
     rows = []
     for norm in norm_transformer.NORMS:
         for seed in SEEDS:

@@ -13,7 +13,11 @@ show it. Seconds per run on one CPU thread.
 """
 
 import math
+import multiprocessing
+import os
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -126,3 +130,33 @@ def measure(model: NormTransformer, rows: Int[Tensor, "n length"]) -> dict:
     loss = F.cross_entropy(logits.reshape(-1, VOCAB), rows[:, 1:].reshape(-1)).item()
     rms = [float(x.pow(2).mean().sqrt()) for x in kept]  # after the embeddings, then after each block
     return {"loss": loss if math.isfinite(loss) else float("inf"), "rms": [r if math.isfinite(r) else float("inf") for r in rms]}
+
+
+SWEEP = "layernorm-sweep"  # the cache entries of the LayerNorm chapter's runs
+
+
+def sweep_entry(norm: str, lr: float, seed: int, recipe: dict) -> dict:
+    """One run of the chapter's sweep: from the cache, or trained now and cached (worker processes run this too)."""
+    from explorer.cache import cached
+
+    config = {"norm": norm, "lr": lr, "seed": seed, **recipe}
+    return cached(SWEEP, config, lambda: train(norm, lr, seed, **recipe), code=[sys.modules[__name__]])
+
+
+def _train_only(job: tuple) -> None:
+    sweep_entry(*job)
+
+
+def train_missing(jobs: list[tuple[str, float, int]], recipe: dict, workers: int = 2) -> None:
+    """Train the runs not yet cached, `workers` at a time (each on one thread, so the results are the bytes a
+    single process would make; the CPU dispatch is pinned through the environment, which workers inherit)."""
+    from explorer.cache import cache_key, entry_path
+
+    module = sys.modules[__name__]
+    missing = [(n, lr, s, recipe) for n, lr, s in jobs
+               if not entry_path(SWEEP, cache_key(SWEEP, {"norm": n, "lr": lr, "seed": s, **recipe}, [module])).exists()]
+    workers = max(1, min(workers, os.cpu_count() or 1, len(missing)))
+    if workers < 2:
+        return  # the figure trains them one by one as it reads them
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_train_only, missing))
