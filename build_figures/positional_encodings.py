@@ -67,17 +67,21 @@ def span_mean(values: list[float], span: tuple[int, int]) -> float:
 
 
 @torch.no_grad()
-def attention_on_target(model: pt.PositionTransformer, rows: torch.Tensor) -> torch.Tensor:
-    """(head, query): each head's mean attention from position t on position t - K, over the rows."""
+def patterns(model: pt.PositionTransformer, rows: torch.Tensor) -> torch.Tensor:
+    """(rows, head, q_pos, k_pos): the layer's attention on these rows, one forward pass for every measure below."""
     _, cache = model.run_with_cache(rows, names_filter="blocks.0.attn.hook_pattern")
-    pattern = cache["blocks.0.attn.hook_pattern"]  # (rows, head, q_pos, k_pos)
-    t = torch.arange(K, rows.shape[1])
+    return cache["blocks.0.attn.hook_pattern"]
+
+
+def attention_on_target(pattern: torch.Tensor) -> torch.Tensor:
+    """(head, query): each head's mean attention from position t on position t - K, over the rows."""
+    t = torch.arange(K, pattern.shape[-1])
     return pattern[:, :, t, t - K].mean(0)  # (head, query - K)
 
 
-def copy_head(model: pt.PositionTransformer, rows: torch.Tensor) -> int:
+def copy_head(pattern: torch.Tensor) -> int:
     """The head that attends most to the token K back, on queries inside the training length."""
-    return int(attention_on_target(model, rows)[:, : TRAIN_LENGTH - K].mean(-1).argmax())
+    return int(attention_on_target(pattern)[:, : TRAIN_LENGTH - K].mean(-1).argmax())
 
 
 # --------------------------------------------------------------------------- the computation panel
@@ -283,7 +287,7 @@ def positional_encodings(ctx: FigureContext):
     row, rows = test_row(), heldout()
     for encoding in pt.ENCODINGS:
         model = trained(encoding, SEEDS[0], scale=ctx.scale)
-        head = copy_head(model, rows)
+        head = copy_head(patterns(model, rows))
         _, cache = model.run_with_cache(row[None], names_filter="blocks.0.attn.hook_pattern")
         pattern = cache["blocks.0.attn.hook_pattern"][0, head]  # (q_pos, k_pos)
         attention = [{"q": q, "k": k, "v": round(float(pattern[q, k]), 3)} for q in range(TEST_LENGTH) for k in range(q + 1)]
@@ -291,10 +295,11 @@ def positional_encodings(ctx: FigureContext):
                                                  "title": [{"text": ENCODING_TITLES[encoding]}]})
         on_target, unseen = {}, {}
         for seed in SEEDS:
-            m = trained(encoding, seed, scale=ctx.scale)
-            per_query = attention_on_target(m, rows)[copy_head(m, rows)]  # (query - K,)
+            pattern = patterns(trained(encoding, seed, scale=ctx.scale), rows)
+            copying = copy_head(pattern)
+            per_query = attention_on_target(pattern)[copying]  # (query - K,)
             on_target[seed] = {span: span_mean(per_query.tolist(), RANGES[span]) for span in ("in", "far")}
-            unseen[seed] = attention_past_training_distance(m, rows, copy_head(m, rows))
+            unseen[seed] = attention_past_training_distance(pattern, copying)
         for span in ("in", "far"):
             claim_over_seeds(ctx, f"{encoding}_target_attention_{span}", {s: v[span] for s, v in on_target.items()})
         claim_over_seeds(ctx, f"{encoding}_unseen_distance_attention_far", unseen)
@@ -306,15 +311,12 @@ def positional_encodings(ctx: FigureContext):
     return panel.finish(encodings_chart())
 
 
-@torch.no_grad()
-def attention_past_training_distance(model: pt.PositionTransformer, rows: torch.Tensor, head: int) -> float:
+def attention_past_training_distance(pattern: torch.Tensor, head: int) -> float:
     """Share of `head`'s attention, from the last quarter of query positions, on keys farther back than any
     distance seen in training (TRAIN_LENGTH or more)."""
-    _, cache = model.run_with_cache(rows, names_filter="blocks.0.attn.hook_pattern")
-    pattern = cache["blocks.0.attn.hook_pattern"][:, head]  # (rows, q_pos, k_pos)
     q = torch.arange(*RANGES["far"])
     far_keys = torch.arange(TEST_LENGTH)[None, :] <= q[:, None] - TRAIN_LENGTH  # (query, k_pos)
-    return float((pattern[:, q] * far_keys).sum(-1).mean())
+    return float((pattern[:, head][:, q] * far_keys).sum(-1).mean())
 
 
 def encodings_chart():

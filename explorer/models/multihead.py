@@ -3,10 +3,9 @@
 The model is explorer/models/position_transformer.py's, with learned absolute positions (the task
 needs them: one of its two parts is "the first pair"). Trained on the last position only, with
 only the answers competing (as explorer/models/curriculum.py does for the attention chapter),
-Adam at a constant rate; checkpoints and held-out accuracy of each part along the way.
+by position_transformer.fit: Adam at a constant rate, checkpoints and held-out accuracy of each
+part along the way.
 """
-
-import time
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +14,7 @@ from torch import Tensor
 
 from explorer.data.two_part_recall import TwoPartRecall
 from explorer.models import position_transformer as pt
+from explorer.models import training
 
 EVAL_SEED = 4321
 
@@ -49,34 +49,16 @@ def mean_ablation(head: int, mean_z: Tensor):
     return ("blocks.0.attn.hook_z", hook)
 
 
-@torch.enable_grad()  # a figure may ask for a run from inside torch.no_grad
 def train(task: TwoPartRecall, n_heads: int, seed: int, *, d_model: int, steps: int, batch: int, lr: float,
           eval_rows: int, checkpoint_every: int) -> dict:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with training.cpu_threads(1, "cpu"):
         torch.manual_seed(seed)
         model = build(task, n_heads, d_model)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         generator = torch.Generator().manual_seed(seed)
         heldout = task.batch(eval_rows, torch.Generator().manual_seed(EVAL_SEED))
-        history, checkpoints, start = [], [], time.perf_counter()
-        for step in range(steps + 1):
-            if step % checkpoint_every == 0 or step == steps:
-                model.eval()
-                history.append({"step": step, **part_accuracy(model, heldout, task)})
-                checkpoints.append((step, {name: p.detach().clone() for name, p in model.state_dict().items()}))
-                model.train()
-            if step == steps:
-                break
-            rows = task.batch(batch, generator)
-            loss = F.cross_entropy(answer_logits(model, rows, task), rows[:, -1] - task.answer_base)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(before)
-    return {"history": history, "checkpoints": checkpoints, "seconds": time.perf_counter() - start}
+        return pt.fit(model, lambda: task.batch(batch, generator),
+                      lambda m, rows: F.cross_entropy(answer_logits(m, rows, task), rows[:, -1] - task.answer_base),
+                      lambda m: part_accuracy(m, heldout, task), steps=steps, lr=lr, checkpoint_every=checkpoint_every)
 
 
 def load(task: TwoPartRecall, n_heads: int, d_model: int, weights: dict[str, Tensor]) -> pt.PositionTransformer:

@@ -18,6 +18,7 @@ on a TL model. No LayerNorm and no MLP: the chapter's task needs attention and o
 
 import math
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from explorer.models import training
 from explorer.techniques import attention as formulas
 
 ENCODINGS = ("none", "learned", "sinusoidal", "rope", "alibi")
@@ -126,37 +128,42 @@ def accuracy_by_position(model: PositionTransformer, rows: Int[Tensor, "n pos"],
 
 
 @torch.enable_grad()  # a figure may ask for a run from inside torch.no_grad
+def fit(model: nn.Module, next_rows: Callable[[], Tensor], loss_of: Callable[[nn.Module, Tensor], Tensor],
+        measure: Callable[[nn.Module], dict], *, steps: int, lr: float, checkpoint_every: int) -> dict:
+    """The curriculum's small training loop: Adam at a constant rate, no weight decay; `measure(model)` and a
+    copy of the weights every `checkpoint_every` steps and at the end. The caller seeds and builds the model."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history, checkpoints, start = [], [], time.perf_counter()
+    for step in range(steps + 1):
+        if step % checkpoint_every == 0 or step == steps:
+            model.eval()
+            history.append({"step": step, **measure(model)})
+            checkpoints.append((step, {name: p.detach().clone() for name, p in model.state_dict().items()}))
+            model.train()
+        if step == steps:
+            break
+        loss = loss_of(model, next_rows())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return {"history": history, "checkpoints": checkpoints, "seconds": time.perf_counter() - start}
+
+
 def train(encoding: str, seed: int, *, k: int, d_vocab: int, d_model: int, n_heads: int, n_layers: int, train_length: int,
           test_length: int, steps: int, batch: int, lr: float, eval_rows: int, checkpoint_every: int) -> dict:
     """Train on rows of `train_length` tokens (every position from k on is a target); measure per-position
-    accuracy on rows of `test_length` (up to 4x longer) at every checkpoint. Adam, constant rate, no weight
-    decay: the learned table's rows past `train_length` never receive a gradient and keep their initial values."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    accuracy on rows of `test_length` (up to 4x longer) at every checkpoint. No weight decay: the learned
+    table's rows past `train_length` never receive a gradient and keep their initial values."""
+    with training.cpu_threads(1, "cpu"):
         torch.manual_seed(seed)
         model = PositionTransformer(encoding, d_vocab=d_vocab, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
                                     n_ctx=test_length)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         generator = torch.Generator().manual_seed(seed)
         heldout = copy_back_rows(eval_rows, test_length, d_vocab, torch.Generator().manual_seed(4321))
-        history, checkpoints, start = [], [], time.perf_counter()
-        for step in range(steps + 1):
-            if step % checkpoint_every == 0 or step == steps:
-                model.eval()
-                history.append({"step": step, "accuracy": accuracy_by_position(model, heldout, k)})
-                checkpoints.append((step, {name: p.detach().clone() for name, p in model.state_dict().items()}))
-                model.train()
-            if step == steps:
-                break
-            rows = copy_back_rows(batch, train_length, d_vocab, generator)
-            loss = copy_back_loss(model(rows), rows, k)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(before)
-    return {"history": history, "checkpoints": checkpoints, "seconds": time.perf_counter() - start}
+        return fit(model, lambda: copy_back_rows(batch, train_length, d_vocab, generator),
+                   lambda m, rows: copy_back_loss(m(rows), rows, k),
+                   lambda m: {"accuracy": accuracy_by_position(m, heldout, k)},
+                   steps=steps, lr=lr, checkpoint_every=checkpoint_every)
 
 
 def load(encoding: str, weights: dict[str, Tensor], **arch) -> PositionTransformer:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from explorer.models import norm_transformer
+from explorer.models import norm_transformer, training
 from explorer.models.norm_transformer import VOCAB, byte_rows, windows
 
 
@@ -65,9 +65,7 @@ def train(skip: bool, seed: int, *, d_model: int, n_heads: int, n_layers: int, n
     """One run: held-out loss and per-block gradient norms (of the training batch's loss, before the update)
     every `log_every` steps."""
     data, heldout = byte_rows("train", train_bytes), byte_rows("heldout", train_bytes // 10)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with training.cpu_threads(1, "cpu"):
         torch.manual_seed(seed)
         model = SkipTransformer(skip, d_model, n_heads, n_layers, n_ctx)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -86,6 +84,4 @@ def train(skip: bool, seed: int, *, d_model: int, n_heads: int, n_layers: int, n
             if step == steps:
                 break
             optimizer.step()
-    finally:
-        torch.set_num_threads(before)
     return {"history": history, "seconds": time.perf_counter() - start}

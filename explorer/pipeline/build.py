@@ -78,12 +78,16 @@ class Planned:
 MODELS_DIR = "models"  # figures recomputed on another model live in <out>/models/<name>/, beside the defaults
 
 
-def default_out(scale: Scale, model: str | None = None) -> Path:
-    """Full scale publishes into docs/; smoke scale never overwrites what is published. A run on
-    another model (`--model NAME`) lands in a place of its own, never over the default figures: the
-    site offers it as a model switch on the figures it has, and `--check` leaves it alone."""
-    root = paths.FIGURES if scale == "full" else paths.CACHE / "smoke-figures"
+def model_out(root: Path, model: str | None) -> Path:
+    """Where a build writes: `root` itself, or for a run on another model (`--model NAME`) a place of its own
+    under it, never over the default figures; the site offers it as a model switch on the figures it has,
+    and `--check` leaves it alone."""
     return root / MODELS_DIR / model if model is not None else root
+
+
+def default_out(scale: Scale, model: str | None = None) -> Path:
+    """Full scale publishes into docs/; smoke scale never overwrites what is published."""
+    return model_out(paths.FIGURES if scale == "full" else paths.CACHE / "smoke-figures", model)
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -174,8 +178,7 @@ def build(
     Raises ExplorerError for bad ids and OSError/OutputError when the output folder itself cannot be
     written; everything that goes wrong inside one figure is that figure's Outcome.
     """
-    root = Path(out) if out else default_out(scale)
-    out = root / MODELS_DIR / model if model is not None else root  # never over the default figures
+    out = model_out(Path(out) if out else default_out(scale), model)
     with frozen_files():
         found = scan()
         chosen = select(found.figures, ids, model, found.errors)
