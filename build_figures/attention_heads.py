@@ -1,5 +1,7 @@
 """Attention heads: every head of the zoo's models, what it looks at, and a score for each kind of head."""
 
+import math
+
 import altair as alt
 import pandas as pd
 import torch
@@ -23,6 +25,7 @@ KIND_LABELS = {"previous_token": "previous token", "duplicate_token": "duplicate
 THUMB = 72  # px per head in the overview, for models of up to 4 heads per layer
 THUMB_ROW = 216  # px of thumbnails a row may take past 4 heads per layer: 12 heads of 18 px fit a phone
 DETAIL = 320  # px of the enlarged head
+THUMB_CELLS = 24  # at most this many cells a side per thumbnail: a longer prompt is pooled into blocks of positions
 HOVER_DEFAULT = 24  # the query shown first: a token of the second copy of the repeated prompt
 # A click picks the head under the pointer; a click on nothing (between heads) changes nothing,
 # so exactly one head is always picked.
@@ -30,7 +33,8 @@ CLICK_ON_A_HEAD = "click[event.item && event.item.datum && event.item.datum.h !=
 
 
 def attention_payload(model, tokens: torch.Tensor, labels: list[str], causal: bool = True) -> dict:
-    """One file per (model, prompt): every head's attention rows as whole percents, and the tokens.
+    """One file per (model, prompt): every head's attention rows as whole percents, its thumbnail,
+    and the tokens.
 
     A row is stored as a list (the key is its index), about six times lighter than one record per
     (query, key). Zero weights are kept: the page draws them, so they look different from the
@@ -40,14 +44,36 @@ def attention_payload(model, tokens: torch.Tensor, labels: list[str], causal: bo
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    rows = []
+    rows, thumbs = [], []
+    cells = thumb_cells(thumb_size(model.cfg.n_heads))
     for layer, name in enumerate(names):
         pattern = (cache[name][0] * 100).round().int().cpu()  # (head, q, k), percent
         for head in range(pattern.shape[0]):
             for q in range(pattern.shape[1]):
                 keys = q + 1 if causal else pattern.shape[2]
                 rows.append({"l": layer, "h": head, "q": q, "w": pattern[head, q, :keys].tolist()})
-    return {"attn": rows, "tokens": [{"p": i, "t": text} for i, text in enumerate(labels)]}
+        for head, grid in enumerate(pooled(pattern, causal, cells)):
+            thumbs.extend({"l": layer, "h": head, "q": qb, "w": [v for v in row if v >= 0]} for qb, row in enumerate(grid.tolist()))
+    return {"attn": rows, "thumbs": thumbs, "tokens": [{"p": i, "t": text} for i, text in enumerate(labels)]}
+
+
+def pooled(pattern: torch.Tensor, causal: bool, cells: int) -> torch.Tensor:
+    """Thumbnails, (head, cells, cells) at most: blocks of positions, each the strongest weight in it
+    (-1: a block holding only masked keys, not drawn).
+
+    A 72 px thumbnail of a 131-token prompt would otherwise draw 8,600 sub-pixel cells per head
+    (69,000 for the flagship's 8 heads, the page's slowest draw by a second); keeping each block's
+    maximum keeps a lone strong weight visible (a mean would fade a sharp diagonal).
+    """
+    n = pattern.shape[-1]
+    block = max(1, math.ceil(n / cells))
+    blocks = math.ceil(n / block)
+    values = pattern.clone()
+    if causal:
+        values = values.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), -1)  # keys after the query
+    padded = torch.full((pattern.shape[0], blocks * block, blocks * block), -1, dtype=values.dtype)
+    padded[:, :n, :n] = values
+    return padded.view(-1, blocks, block, blocks, block).amax(dim=(2, 4))  # (head, blocks, blocks)
 
 
 def flattening(chart):
@@ -61,8 +87,15 @@ def flattening(chart):
     )
 
 
+def thumb_cells(size: int) -> int:
+    """Cells a side for a thumbnail of `size` px: none under 3 px (an 18 px thumbnail of GPT-2's 12 heads gets 6)."""
+    return min(THUMB_CELLS, max(4, size // 3))
+
+
 def every_fifth(title: str) -> alt.Axis:
-    return alt.Axis(title=title, labelExpr="datum.value % 5 == 0 ? datum.label : ''", ticks=False, labelAngle=0)
+    # greedy: at 131 positions in 320 px even every fifth label overlaps; drop those that would
+    return alt.Axis(title=title, labelExpr="datum.value % 5 == 0 ? datum.label : ''", ticks=False, labelAngle=0,
+                    labelOverlap="greedy")
 
 
 @figure(
@@ -74,7 +107,9 @@ def every_fifth(title: str) -> alt.Axis:
         "weight, blank cells are masked keys after the query). Click a head to enlarge it on the right; "
         "the outlined row is the query hovered in the text. Under the chart, the "
         "prompt as text: hover a token (or focus it and use the arrow keys) to colour every token by the "
-        "attention the enlarged head pays it from there. Weights are rounded to whole percents; spaces "
+        "attention the enlarged head pays it from there. A thumbnail of a long prompt draws each block of "
+        "positions as one cell, coloured by the block's strongest weight. Weights are "
+        "rounded to whole percents; spaces "
         "are drawn ·, newlines ⏎."
     ),
     model=HEADS_LABEL,
@@ -102,7 +137,7 @@ def heads_viewer(ctx: FigureContext) -> alt.Chart:
     chart = viewer_chart(widths[default])
     patches = {run: thumbnail_patch(chart, heads_per_layer, widths[default]) for run, heads_per_layer in widths.items()}
     panel.data("run", runs, label="Model and prompt", labels=labels, default=default, fresh=True, patches=patches)
-    panel.source("attn/{run}.json", datasets=["attn", "tokens"])
+    panel.source("attn/{run}.json", datasets=["attn", "thumbs", "tokens"])
     return panel.finish(chart, text=viewer_text())
 
 
@@ -125,7 +160,7 @@ def thumbnail_patch(chart: alt.HConcatChart, heads_per_layer: int, drawn_for: in
 
 
 def viewer_chart(n_heads: int) -> alt.VConcatChart | alt.HConcatChart:
-    attn, tokens = alt.Data(name="attn"), alt.Data(name="tokens")
+    attn, thumbs, tokens = alt.Data(name="attn"), alt.Data(name="thumbs"), alt.Data(name="tokens")
     pick = alt.selection_point(name="pick", fields=["l", "h"], on=CLICK_ON_A_HEAD, value=[{"l": 0, "h": 0}],
                                clear=False, toggle=False)
     hovered = alt.param(name="hq", value=HOVER_DEFAULT)  # the query under the pointer in the text view
@@ -133,7 +168,7 @@ def viewer_chart(n_heads: int) -> alt.VConcatChart | alt.HConcatChart:
 
     cells = alt.Chart().mark_rect().encode(
         x=alt.X("k:O", axis=None), y=alt.Y("q:O", axis=None), color=alt.Color("a:Q", scale=attention, title="attention"),
-    ).properties(name="thumb")  # named: Altair cannot lift a facet's params from an unnamed layer
+    ).properties(name="thumb")  # named: Altair cannot lift a facet's params from an unnamed layer; q, k: blocks (`pooled`)
     frame = (  # one clickable frame per head, on top: a click anywhere in a thumbnail picks that head
         alt.Chart()
         .transform_filter("datum.q == 0 && datum.k == 0")
@@ -148,15 +183,14 @@ def viewer_chart(n_heads: int) -> alt.VConcatChart | alt.HConcatChart:
         .properties(name="head_frame")
     )
     overview = (
-        flattening(alt.layer(cells, frame, data=attn))
+        flattening(alt.layer(cells, frame, data=thumbs))
         .properties(width=THUMB, height=THUMB)
         .facet(facet=alt.Facet("name:N", title=None, sort=alt.EncodingSortField("i", op="min"),
                                header=alt.Header(labelFontSize=charts.LABEL_SIZE, labelPadding=2)),
                columns=n_heads, spacing=8)
     )
-    looked_up = (
-        flattening(alt.Chart(attn))
-        .transform_filter(pick)
+    looked_up = (  # the picked head's rows only, before they are flattened into cells
+        flattening(alt.Chart(attn).transform_filter(pick))
         .transform_lookup(lookup="q", from_=alt.LookupData(tokens, key="p", fields=["t"]), as_=["tq"])
         .transform_lookup(lookup="k", from_=alt.LookupData(tokens, key="p", fields=["t"]), as_=["tk"])
     )

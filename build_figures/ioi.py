@@ -56,8 +56,17 @@ def our_model(seed: int, step: int | None = None, device=None):
 def batches(model, n: int, hub: bool, templates: int = len(ioi_data.TEMPLATES)) -> list[ioi.Batch]:
     """One batch per template and order (ABBA, BABA), `n` prompts each, on held-out draws (a generator
     apart from training's): within a batch every role sits at one position."""
-    names = [name for name in ioi_data.NAMES if len(model.tokenizer.encode((" " if hub else "") + name, add_special_tokens=False)) == 1]
-    return [one_batch(model, n, hub, t, o, names) for t in range(templates) for o in range(len(ioi_data.ORDERS))]
+    return [one_batch(model, n, hub, t, o, single_token_names(model, hub, t)) for t in range(templates) for o in range(len(ioi_data.ORDERS))]
+
+
+def single_token_names(model, hub: bool, template: int) -> list[str]:
+    """The names that are one token wherever template `template` puts them: with GPT-2's leading space
+    (" Karen"), and also without it when the template opens on a name (GPT-2 reads "Karen" as two)."""
+    def one_token(text: str) -> bool:
+        return len(model.tokenizer.encode(text, add_special_tokens=False)) == 1
+
+    opens_on_name = ioi_data.TEMPLATES[template].startswith("{")
+    return [name for name in ioi_data.NAMES if one_token((" " if hub else "") + name) and (not (hub and opens_on_name) or one_token(name))]
 
 
 def one_batch(model, n: int, hub: bool, t: int, o: int, names: list[str]) -> ioi.Batch:

@@ -17,6 +17,7 @@ ZOO_LABEL = ("the flagship (models/flagship-bytes-2l-s0), induction-2l and attn-
 PATCHED_MODELS = (prompts.FLAGSHIP, "attn-only-2l", "induction-2l")  # the other zoo code models add no induction head, only minutes
 NULL_DRAWS = {"smoke": 4, "full": 10}
 ABLATION_TOKENS = 4096  # held-out tokens per ablation run (32 rows of the zoo's 128-token context)
+ABLATION_CPU_WORK = 20 * probes.SWEEP_WORK  # beyond this (GPT-2 small: 300x), a CPU skips the ablation figure
 LABELS = 3  # heads named in the ablation plot: the costliest that beat their null
 
 
@@ -46,15 +47,51 @@ def induction_pair(model, name: str, scale: str) -> dict:
 
 
 def patching_run(ctx: FigureContext, name: str, sweep) -> dict:
-    """Build the pair for one model and run one sweep (patch_residual_stream or patch_head_outputs)."""
+    """Build the pair for one model and run one sweep over it (`resid_sweep` or `heads_sweep`).
+
+    A large model patches fewer of the probe's rows (probes.rows_within), each of ours all of them;
+    the figure's data keeps the number of rows."""
     model = prompts.load(ctx, name)
     pair = induction_pair(model, name, ctx.scale)
+    n = probes.rows_within(model, pair["clean"].shape[0], pair["clean"].shape[1], sweep(model, pair, None))
+    pair.update({key: pair[key][:n] for key in ("clean", "corrupted", "answers", "corrupt_answers")})
     metric = patching.logit_difference(pair["answers"], pair["corrupt_answers"])
     with torch.no_grad():
         clean_value, corrupt_value = metric(model(pair["clean"])).item(), metric(model(pair["corrupted"])).item()
     scaled = patching.normalized(metric, clean_value, corrupt_value)
     return {**pair, "model": model, "clean_value": clean_value, "corrupt_value": corrupt_value,
-            "grid": sweep(model, pair["clean"], pair["corrupted"], scaled)}
+            "grid": sweep(model, pair, scaled)}
+
+
+def heads_sweep(model, pair: dict, metric) -> torch.Tensor | int:
+    """Each head's output patched at every position; with metric None, the forward passes it takes."""
+    if metric is None:
+        return model.cfg.n_layers * model.cfg.n_heads + 2
+    return patching.patch_head_outputs(model, pair["clean"], pair["corrupted"], metric)
+
+
+def patched_positions(model, pair: dict) -> list[int] | None:
+    """Every position (None), or only the key ones when patching them all, even over the fewest
+    rows, would not fit the sweep budget (GPT-2 small: 13 stages x 73 positions = 949 passes)."""
+    n_pos = pair["clean"].shape[1]
+    every = (model.cfg.n_layers + 1) * n_pos + 2
+    if probes.parameter_count(model) * probes.MIN_ROWS * n_pos * every <= probes.SWEEP_WORK:
+        return None
+    return [p for p, (_, key) in enumerate(position_roles(pair)) if key]
+
+
+def resid_sweep(model, pair: dict, metric) -> torch.Tensor | int:
+    """The residual stream patched at each (stage, position), NaN at positions left out (see
+    patched_positions); with metric None, the forward passes it takes."""
+    positions = patched_positions(model, pair)
+    if metric is None:
+        return (model.cfg.n_layers + 1) * (pair["clean"].shape[1] if positions is None else len(positions)) + 2
+    grid = patching.patch_residual_stream(model, pair["clean"], pair["corrupted"], metric, positions=positions)
+    if positions is None:
+        return grid
+    full = torch.full((grid.shape[0], pair["clean"].shape[1]), float("nan"))
+    full[:, positions] = grid
+    return full
 
 
 def position_roles(run: dict) -> list[tuple[str, bool]]:
@@ -113,13 +150,13 @@ def on_cell(field: str, limit: float = 0.6):
 def patching_resid(ctx: FigureContext) -> alt.Chart:
     names = sweep_models(ctx)
     for name in names:
-        run = patching_run(ctx, name, patching.patch_residual_stream)
+        run = patching_run(ctx, name, resid_sweep)
         grid, model = run["grid"], run["model"]
         roles = position_roles(run)
         stages = ["embed"] + [f"after L{layer}" for layer in range(model.cfg.n_layers)]
         records = [
             {"stage": stages[s], "s": s, "pos": roles[p][0], "p": p, "key": roles[p][1], "v": round(grid[s, p].item(), 3)}
-            for s in range(grid.shape[0]) for p in range(grid.shape[1])
+            for s in range(grid.shape[0]) for p in range(grid.shape[1]) if not grid[s, p].isnan()
         ]
         ctx.asset(f"models/{name}.json", {"patch": records})
         key = name.replace("-", "_")
@@ -129,6 +166,7 @@ def patching_resid(ctx: FigureContext) -> alt.Chart:
         ctx.claim(f"{key}_last_pos_before_last_block", grid[-2, -1].item())
         ctx.claim(f"{key}_clean_logit_diff", run["clean_value"])
         ctx.claim(f"{key}_corrupt_logit_diff", run["corrupt_value"])
+        ctx.claim(f"{key}_rows", run["clean"].shape[0])
         if name == "induction-2l":
             ctx.claim("rows", run["clean"].shape[0])
             ctx.claim("half", run["probe"].half)
@@ -167,7 +205,7 @@ def patching_resid(ctx: FigureContext) -> alt.Chart:
 def patching_heads(ctx: FigureContext) -> alt.Chart:
     names = sweep_models(ctx)
     for name in names:
-        run = patching_run(ctx, name, patching.patch_head_outputs)
+        run = patching_run(ctx, name, heads_sweep)
         grid, model = run["grid"], run["model"]
         scores = probes.head_scores(model, run["probe"])
         chance = probes.uniform_induction_score(run["probe"])
@@ -184,6 +222,7 @@ def patching_heads(ctx: FigureContext) -> alt.Chart:
         ctx.claim(f"{key}_top_head_induction", float(scores[(scores.layer == best["layer"]) & (scores["head"] == best["head"])].induction.iloc[0]))
         ctx.claim(f"{key}_top_layer_sum", grid[best["layer"]].sum().item())
         ctx.claim(f"{key}_chance_induction", chance)
+        ctx.claim(f"{key}_rows", run["clean"].shape[0])
 
     panel = charts.Panel()
     panel.data("model", names, label="Model", default=default_model(names))
@@ -211,7 +250,15 @@ def ablation_table(ctx: FigureContext, name: str) -> tuple[pd.DataFrame, float]:
     """Loss rise on held-out text for each head under each ablation, its null, and the head's scores."""
     model = prompts.load(ctx, name)
     p = probes.probe_set(model, name, ctx.scale)
-    rows = min(len(p.text) // 2, max(8, ABLATION_TOKENS // model.cfg.n_ctx))  # the flagship's rows are twice as long as the zoo's
+    length = p.text.shape[1]
+    rows = min(len(p.text) // 2, max(8, ABLATION_TOKENS // length))  # the flagship's rows are twice as long as the zoo's
+    passes = len(patching.ABLATIONS) * (model.cfg.n_layers * model.cfg.n_heads * (1 + NULL_DRAWS[ctx.scale]) + 3)
+    rows = probes.rows_within(model, rows, length, passes)
+    if str(ctx.device) == "cpu" and probes.parameter_count(model) * rows * length * passes > ABLATION_CPU_WORK:
+        raise patching.TooCostly(
+            f"{name}: ablating its {model.cfg.n_layers * model.cfg.n_heads} heads one at a time, each against "
+            f"{NULL_DRAWS[ctx.scale]} random pushes, takes {passes} forward passes of {rows} x {length} tokens: hours on "
+            "this CPU, minutes on a GPU (make figures runs on one when there is one)")
     text, reference = p.text[0::2][:rows].to(model.cfg.device), p.text[1::2][:rows].to(model.cfg.device)  # interleaved: both span the held-out rows
     scores = probes.head_scores(model, p)
     frames, clean_loss = [], 0.0

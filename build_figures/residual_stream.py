@@ -5,7 +5,7 @@ import torch
 
 from explorer import charts
 from explorer.pipeline import FigureContext, figure
-from explorer.techniques import lens, prompts
+from explorer.techniques import lens, probes, prompts
 
 ZOO_LABEL = "each model of the zoo (explorer.models.ZOO), trained by explorer/models/zoo.py"
 PROMPT_LABELS = {"code": "Python code", "prose": "docstring prose", "repeat": "random tokens, repeated"}
@@ -76,9 +76,8 @@ def lens_payload(model, tokens: torch.Tensor) -> tuple[dict, float, torch.Tensor
 def heldout_top1(ctx: FigureContext, model, name: str) -> tuple[list[float], float]:
     """Share of held-out next tokens that each stage's top prediction gets right, and the chance
     level: the share a constant guess of the commonest next token would get on the same rows."""
-    rows = prompts.heldout_tokens(ctx, model, name, ctx.pick(smoke=4, full=16), model.cfg.n_ctx)
-    stages = lens.logit_lens(model, rows)  # (stage, batch, pos, vocab)
-    hits = stages[:, :, :-1].argmax(-1) == rows[:, 1:]
+    rows = prompts.heldout_tokens(ctx, model, name, ctx.pick(smoke=4, full=16), probes.text_length(model))
+    hits = lens.logit_lens_top1(model, rows)[:, :, :-1] == rows[:, 1:]  # (stage, batch, pos-1)
     commonest = rows[:, 1:].flatten().bincount().max().item() / rows[:, 1:].numel()
     return hits.float().mean(dim=(1, 2)).tolist(), commonest
 

@@ -60,6 +60,26 @@ def test_head_scores_table_has_one_row_per_head(tiny_model):
     assert table[list(heads.HEAD_KINDS)].to_numpy().max() <= 1.0
 
 
+@pytest.mark.parametrize("rows_per_pass", [None, 2])
+def test_head_scores_scored_layer_by_layer_equal_scores_of_the_cached_patterns(tiny_model, monkeypatch, rows_per_pass):
+    """head_scores scores each layer's pattern as the forward pass makes it, in chunks of rows (GPT-2
+    cannot hold every layer's patterns, nor the logits, for a probe batch); the table is the one
+    the cached patterns give."""
+    tokens = probes.repeated_random_tokens(3, 8, range(1, 50), torch.Generator().manual_seed(3), prefix=[0])
+    if rows_per_pass:
+        monkeypatch.setattr(heads, "LOGIT_BYTES", rows_per_pass * tokens.shape[1] * 50 * 4)
+        assert len(heads.row_chunks(tiny_model, tokens)) == 2
+    table = heads.head_scores(tiny_model, tokens)
+    _, cache = tiny_model.run_with_cache(tokens)
+    for kind in heads.HEAD_KINDS:
+        for layer in range(2):
+            patterns = cache[f"blocks.{layer}.attn.hook_pattern"]  # (batch, head, q, k)
+            per_row = torch.stack([heads.attention_scores(patterns[b], heads.detection_pattern(kind, tokens[b])) for b in range(3)])
+            expected = per_row.nanmean(0)
+            got = torch.tensor(table[table.layer == layer].sort_values("head")[kind].to_numpy())
+            torch.testing.assert_close(got, expected, equal_nan=True)
+
+
 def test_no_target_gives_nan():
     patterns = torch.ones(2, 3, 3).tril() / torch.arange(1, 4).view(3, 1)
     assert heads.attention_scores(patterns, torch.zeros(3, 3)).isnan().all()
@@ -183,3 +203,31 @@ def test_minilm_targets_mark_where_each_kind_looks():
     assert masks["duplicate"][1, 3] == 1 and masks["duplicate"][3, 1] == 1 and masks["duplicate"][1, 1] == 0
     assert masks["duplicate"][2].sum() == 0
     assert masks["cls"][:, 0].sum() == 5 and masks["sep"][:, 4].sum() == 5
+
+
+def test_library_induction_scores_are_the_same_in_chunks_of_rows(tiny_model, monkeypatch):
+    tokens = probes.repeated_random_tokens(3, 8, range(1, 50), torch.Generator().manual_seed(4), prefix=[0])
+    whole = probes.library_induction_scores(tiny_model, tokens)
+    monkeypatch.setattr(heads, "LOGIT_BYTES", tokens.shape[1] * 50 * 4)  # one row per pass
+    torch.testing.assert_close(probes.library_induction_scores(tiny_model, tokens), whole)
+    assert whole.shape == (2, 4) and whole.max() > 0
+
+
+def test_thumbnails_keep_each_block_of_positions_by_its_strongest_weight():
+    """The viewer's thumbnails pool a long prompt into blocks: a sharp previous-token diagonal stays
+    at full strength (a mean would fade it), and blocks holding only masked keys are not drawn."""
+    from build_figures.attention_heads import pooled
+
+    n = 10
+    previous = torch.zeros(1, n, n, dtype=torch.int32)
+    previous[0, 0, 0] = 100
+    previous[0, torch.arange(1, n), torch.arange(n - 1)] = 100
+    grid = pooled(previous, causal=True, cells=4)  # blocks of 3 positions: 4 a side, the last one short
+    assert grid.shape == (1, 4, 4)
+    assert grid[0].diagonal().tolist() == [100, 100, 100, 0]  # the last block is position 9 alone: it looks at 8
+    assert grid[0, 3, 2] == 100
+    assert (grid[0][torch.ones(4, 4, dtype=torch.bool).triu(1)] == -1).all()  # above the diagonal: keys after every query of the block
+    assert grid[0, 2, 0] == 0 and grid[0, 1, 0] == 100  # position 3 looks at 2, in block (1, 0)
+    whole = pooled(previous, causal=False, cells=4)
+    assert (whole >= 0).all()  # an encoder's blocks are all drawn
+    assert torch.equal(pooled(previous, causal=True, cells=24)[0], previous[0].masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), -1))

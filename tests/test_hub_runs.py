@@ -1,6 +1,7 @@
 """`make figures MODEL=name`: a run on another model lands beside the published figures, never over them,
-and the site offers it as a model switch. End to end on a random-init GPT-2 stand-in in a temporary Hugging
-Face cache (GPT-2's architecture, few layers, a word-level tokenizer that reads every probe word)."""
+and the site offers it as a model switch. End to end on random-init stand-ins in a temporary Hugging Face
+cache: GPT-2's architecture and Pythia's (GPT-NeoX), few layers, a word-level tokenizer that reads every
+probe word."""
 
 import hashlib
 import html
@@ -19,6 +20,7 @@ from explorer.pipeline import build as pipeline
 from explorer.pipeline.registry import discover
 
 MODEL_AWARE = sorted(fid for fid, f in discover().items() if f.model_option)
+HUB_MODELS = ("gpt2", "pythia-70m")
 
 
 def _digests(folder):
@@ -29,8 +31,9 @@ def _digests(folder):
 def hub_run(tmp_path_factory):
     """The published model-aware figures copied into a scratch output folder, then a --model gpt2 run into it."""
     tmp = tmp_path_factory.mktemp("hub")
-    tiny_models.gpt2_in_hub_cache(tmp / "hub", [*ioi_data.vocabulary(), *(f"w{i}" for i in range(32)), "<|endoftext|>"],
-                                  unk="<pad>", eos="<|endoftext|>")
+    words = [*ioi_data.vocabulary(), *(f"w{i}" for i in range(32)), "<|endoftext|>"]
+    tiny_models.gpt2_in_hub_cache(tmp / "hub", words, unk="<pad>", eos="<|endoftext|>")
+    tiny_models.pythia_in_hub_cache(tmp / "hub", words, unk="<pad>", eos="<|endoftext|>")
     out = tmp / "figures"
     out.mkdir()
     manifest = jsonio.read_json(paths.FIGURES / "manifest.json")["figures"]
@@ -39,9 +42,9 @@ def hub_run(tmp_path_factory):
         shutil.copytree(paths.FIGURES / fid, out / fid)
     before = _digests(out)
     env = {"HF_HUB_CACHE": str(tmp / "hub"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "explorer", "figures", "--quiet", "--model", "gpt2", "--out", str(out)],
-                            cwd=paths.REPO, capture_output=True, text=True, env={**os.environ, **env})
-    return out, before, result
+    results = [subprocess.run([sys.executable, "-m", "explorer", "figures", "--quiet", "--model", model, "--out", str(out)],
+                              cwd=paths.REPO, capture_output=True, text=True, env={**os.environ, **env}) for model in HUB_MODELS]
+    return out, before, results
 
 
 def test_default_output_of_a_model_run_is_a_folder_of_its_own():
@@ -49,12 +52,14 @@ def test_default_output_of_a_model_run_is_a_folder_of_its_own():
     assert pipeline.default_out("full") == paths.FIGURES
 
 
-def test_every_model_aware_figure_builds_on_the_stand_in(hub_run):
-    out, _, result = hub_run
-    assert result.returncode == 0, result.stdout + result.stderr
-    manifest = jsonio.read_json(out / "models" / "gpt2" / "manifest.json")["figures"]
+@pytest.mark.parametrize("index", range(len(HUB_MODELS)), ids=HUB_MODELS)
+def test_every_model_aware_figure_builds_on_the_stand_in(hub_run, index):
+    out, _, results = hub_run
+    model = HUB_MODELS[index]
+    assert results[index].returncode == 0, results[index].stdout + results[index].stderr
+    manifest = jsonio.read_json(out / "models" / model / "manifest.json")["figures"]
     assert sorted(manifest) == MODEL_AWARE
-    assert all(entry["model"] == "gpt2" for entry in manifest.values())
+    assert all(entry["model"] == model for entry in manifest.values())
 
 
 def test_the_published_figures_are_left_byte_identical(hub_run):
@@ -76,7 +81,7 @@ def test_the_site_offers_the_model_switch_and_still_builds_strictly(hub_run, tmp
     page = (tmp_path / "site" / "index.html").read_text()
     attribute = page.split("data-models='", 1)[1].split("'", 1)[0]
     choices = json.loads(html.unescape(attribute))
-    assert [c["label"] for c in choices] == ["the published models", "gpt2"]
+    assert [c["label"] for c in choices] == ["the published models", "gpt2", "pythia-70m"]
     assert choices[1]["base"] == "./figures/models/gpt2/patching-resid/" and choices[1]["model"] == "gpt2"
     assert (tmp_path / "site" / "figures" / "models" / "gpt2" / "patching-resid" / "spec.json").exists()
 

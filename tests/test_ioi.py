@@ -95,3 +95,22 @@ def test_the_ioi_figures_run_on_gpt2_from_the_local_cache(tmp_path, monkeypatch)
     claims = json.loads((tmp_path / "out" / "models" / "gpt2" / "ioi-circuit" / "claims.json").read_text())  # beside, not over
     claims = claims.get("claims", claims)
     assert claims["gpt2_heads"] == 26 and "logit_diff" in claims and "logit_diff_min" not in claims  # one model, no seed range
+
+
+def test_a_template_that_opens_on_a_name_keeps_only_names_gpt2_reads_as_one_token_there():
+    """GPT-2 reads " Karen" as one token but "Karen", opening a sentence, as two: the template that
+    starts with a name must not draw it (the full-size GPT-2 stand-in failed on exactly that)."""
+    from types import SimpleNamespace
+
+    from build_figures.ioi import single_token_names
+    from explorer.data import ioi as ioi_data
+
+    split = ioi_data.NAMES[0]
+    model = SimpleNamespace(tokenizer=SimpleNamespace(
+        encode=lambda text, add_special_tokens=False: [1, 2] if text == split else [1]))
+    opening = next(t for t, template in enumerate(ioi_data.TEMPLATES) if template.startswith("{"))
+    inside = next(t for t, template in enumerate(ioi_data.TEMPLATES) if not template.startswith("{"))
+    assert split not in single_token_names(model, True, opening)
+    assert split in single_token_names(model, True, inside)
+    words = SimpleNamespace(tokenizer=SimpleNamespace(encode=lambda text, add_special_tokens=False: [1]))
+    assert single_token_names(words, False, opening) == list(ioi_data.NAMES)  # our word-level tokenizer: every name, as before

@@ -28,6 +28,14 @@ def test_logit_lens_last_stage_is_the_model_output(tiny_model):
     assert not torch.allclose(stages[0], stages[-1])
 
 
+def test_top1_lens_reads_in_chunks_what_the_full_lens_reads(tiny_model, monkeypatch):
+    """The chunked read-out (for GPT-2-sized vocabularies) picks the full lens's top tokens, chunk by chunk."""
+    tokens = torch.randint(0, 50, (5, 9), generator=torch.Generator().manual_seed(2))
+    expected = lens.logit_lens(tiny_model, tokens).argmax(-1)  # (stage, batch, pos)
+    monkeypatch.setattr(lens, "READOUT_BYTES", 2 * 9 * 50 * 4)  # two rows per chunk: three chunks, the last short
+    torch.testing.assert_close(lens.logit_lens_top1(tiny_model, tokens), expected, rtol=0, atol=0)
+
+
 def test_direct_logit_attribution_adds_up_to_the_logit(tiny_model):
     tokens = torch.randint(0, 50, (2, 9), generator=torch.Generator().manual_seed(1))
     contributions, labels, constant, logits = lens.direct_logit_attribution(tiny_model, tokens[:, :-1], tokens[:, 1:])

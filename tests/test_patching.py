@@ -145,3 +145,25 @@ def test_ablation_claims(smoke_claims):
     assert claims[f"{induction}_mean_top_induction_head"].startswith("L1")
     assert claims[f"{induction}_mean_top_induction_head_increase"] < claims[f"{induction}_mean_top_increase"]
     assert claims[f"{induction}_resample_top_increase"] > claims[f"{induction}_mean_top_increase"]
+
+
+def test_our_models_patch_every_probe_row_and_gpt2_sized_ones_the_fewest(smoke_claims):
+    """The sweep budget (probes.rows_within) leaves our models every row of the probe; a model of
+    GPT-2 small's size patching 144 heads gets the minimum, and patches only the key positions."""
+    from types import SimpleNamespace
+
+    import build_figures.patching as producer
+    from explorer.techniques import probes
+
+    for fid in ("patching-resid", "patching-heads"):
+        rows = {k: v for k, v in smoke_claims(fid).items() if k.endswith("_rows")}
+        assert len(rows) == 3 and set(rows.values()) == {probes.ROWS["smoke"]}, (fid, rows)
+    gpt2 = SimpleNamespace(parameters=lambda: [torch.empty(124_439_808, device="meta")],
+                           cfg=SimpleNamespace(n_layers=12, n_heads=12))
+    assert probes.rows_within(gpt2, 64, 73, 12 * 12 + 2) == probes.MIN_ROWS
+    assert probes.rows_within(tiny_models.tiny(), 64, 73, 12 * 12 + 2) == 64
+    probe = probes.ProbeSet("gpt2", torch.zeros(64, 73, dtype=torch.long), 1, 48, torch.zeros(64, 256, dtype=torch.long))
+    pair = {"clean": probe.repeated, "probe": probe, "altered_at": 1 + 24}
+    keys = producer.patched_positions(gpt2, pair)
+    assert keys is not None and 5 <= len(keys) <= 8 and keys[-1] == 72 and 25 in keys and 24 in keys
+    assert producer.patched_positions(tiny_models.tiny(), pair) is None

@@ -27,17 +27,33 @@ def tiny(n_layers: int = 2, normalization_type: str | None = "LN", seed: int = 0
 def gpt2_in_hub_cache(root, words: list[str], unk: str, eos: str | None = None) -> None:
     """A random-init GPT-2-architecture checkpoint laid out as the Hugging Face cache stores it, with a
     word-level tokenizer over `words` (id = index; `eos`, when given, is one of them)."""
-    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel
 
-    repo = root / "models--openai-community--gpt2"
+    special = words.index(eos) if eos is not None else 0
+    cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=len(words), bos_token_id=special, eos_token_id=special)
+    _in_hub_cache(root / "models--openai-community--gpt2", GPT2LMHeadModel(cfg), words, unk, eos)
+
+
+def pythia_in_hub_cache(root, words: list[str], unk: str, eos: str | None = None) -> None:
+    """The same for Pythia's architecture (GPT-NeoX: rotary positions on a quarter of each head,
+    attention and MLP in parallel), under pythia-70m's repository name."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    special = words.index(eos) if eos is not None else 0
+    cfg = GPTNeoXConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=128, max_position_embeddings=64,
+                        vocab_size=len(words), bos_token_id=special, eos_token_id=special, rotary_pct=0.25)
+    _in_hub_cache(root / "models--EleutherAI--pythia-70m", GPTNeoXForCausalLM(cfg), words, unk, eos)
+
+
+def _in_hub_cache(repo, model, words: list[str], unk: str, eos: str | None) -> None:
+    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
     snapshot = repo / "snapshots" / "0123456789abcdef"
     snapshot.mkdir(parents=True)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0123456789abcdef")
-    special = words.index(eos) if eos is not None else 0
-    cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=len(words), bos_token_id=special, eos_token_id=special)
-    GPT2LMHeadModel(cfg).save_pretrained(snapshot)
+    model.save_pretrained(snapshot)
     tok = Tokenizer(tok_models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=unk))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     extra = {"eos_token": eos} if eos is not None else {}

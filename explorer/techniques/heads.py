@@ -60,6 +60,17 @@ def attention_scores(
     return mass[:, rows].mean(-1).cpu()
 
 
+LOGIT_BYTES = 2**28  # logits one forward pass may hold (256 MB): the zoo's whole probe batch, five GPT-2 rows of 256 tokens
+
+
+def row_chunks(model, tokens: Int[torch.Tensor, "batch pos"]) -> list[slice]:
+    """Slices of rows small enough that one forward pass's logits stay under LOGIT_BYTES (64 rows of
+    256 tokens of GPT-2 logits would be 3.3 GB, only to be thrown away)."""
+    per_row = tokens.shape[1] * model.cfg.d_vocab * 4
+    step = max(1, LOGIT_BYTES // per_row)
+    return [slice(i, i + step) for i in range(0, tokens.shape[0], step)]
+
+
 @torch.no_grad()
 def head_scores(model, tokens: Int[torch.Tensor, "batch pos"], kinds: Sequence[str] = HEAD_KINDS) -> pd.DataFrame:
     """One row per head (layer, head) and one column per kind: the head's score, averaged over the batch.
@@ -69,15 +80,21 @@ def head_scores(model, tokens: Int[torch.Tensor, "batch pos"], kinds: Sequence[s
     """
     for kind in kinds:
         check_choice("head kind", kind, HEAD_KINDS)
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
-    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    patterns = torch.stack([cache[name] for name in names], dim=1)  # (batch, layer, head, q, k)
-    n_layers, n_heads = patterns.shape[1:3]
-    flat = patterns.flatten(1, 2)  # (batch, layer*head, q, k)
-    columns = {}
-    for kind in kinds:
-        per_seq = torch.stack([attention_scores(flat[b], detection_pattern(kind, tokens[b])) for b in range(tokens.shape[0])])
-        columns[kind] = per_seq.nanmean(0).numpy()  # (layer*head,)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    detections = {kind: [detection_pattern(kind, row) for row in tokens] for kind in kinds}
+    per_seq = {kind: torch.zeros(tokens.shape[0], n_layers, n_heads) for kind in kinds}  # (batch, layer, head)
+
+    def scorer(layer: int, rows: slice):
+        def score(pattern, hook=None):  # (rows, head, q, k): scored as each layer runs, never all layers at once
+            for kind in kinds:
+                for i, b in enumerate(range(tokens.shape[0])[rows]):
+                    per_seq[kind][b, layer] = attention_scores(pattern[i], detections[kind][b])
+
+        return score
+
+    for rows in row_chunks(model, tokens):
+        model.run_with_hooks(tokens[rows], fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", scorer(layer, rows)) for layer in range(n_layers)])
+    columns = {kind: per_seq[kind].flatten(1).nanmean(0).numpy() for kind in kinds}  # (layer*head,)
     index = pd.MultiIndex.from_product([range(n_layers), range(n_heads)], names=["layer", "head"])
     return pd.DataFrame(columns, index=index).reset_index()
 

@@ -12,10 +12,14 @@ from jaxtyping import Float, Int
 from transformer_lens import patching as tl_patching
 from transformer_lens import utilities as tl_utils
 
-from explorer.errors import check_choice
+from explorer.errors import ModelUnavailable, check_choice
 from explorer.models.training import next_token_loss
 
 ABLATIONS = ("zero", "mean", "resample")
+
+
+class TooCostly(ModelUnavailable):
+    """A sweep this model makes too costly for this machine: its figure is skipped (one line says why), not failed."""
 
 
 def logit_difference(
@@ -126,18 +130,26 @@ def ablation_hooks(ablated: Sequence[tuple[int, int]], replacements: list[torch.
     return [(z_name(layer), hook_for(layer, heads)) for layer, heads in sorted(by_layer.items())]
 
 
+def clean_z(model, tokens: Int[torch.Tensor, "batch pos"]) -> dict[int, torch.Tensor]:
+    """Every layer's hook_z on the clean run, (batch, pos, head, d_head), from one forward pass."""
+    names = [z_name(layer) for layer in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    return {layer: cache[name] for layer, name in enumerate(names)}
+
+
 @torch.no_grad()
 def output_change(model, tokens: Int[torch.Tensor, "batch pos"], ablated: Sequence[tuple[int, int]],
-                  replacements: list[torch.Tensor]) -> dict[int, torch.Tensor]:
+                  replacements: list[torch.Tensor], clean: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
     """How much an ablation moves the residual stream where the heads write: per layer, the sum over
-    its ablated heads of (replacement - z) W_O, (batch, pos, d_model), on the clean run."""
+    its ablated heads of (replacement - z) W_O, (batch, pos, d_model), on the clean run (`clean`:
+    its z per layer from `clean_z`, computed here when not given)."""
     layers = sorted({layer for layer, _ in ablated})
-    names = [z_name(layer) for layer in layers]
-    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    clean = clean if clean is not None else clean_z(model, tokens)
     change = {}
     for layer in layers:
         heads = [h for l, h in ablated if l == layer]
-        delta = replacements[layer][:, :, heads].to(cache[z_name(layer)]) - cache[z_name(layer)][:, :, heads]  # (batch, pos, k, d_head)
+        delta = replacements[layer][:, :, heads].to(clean[layer]) - clean[layer][:, :, heads]  # (batch, pos, k, d_head)
         change[layer] = torch.einsum("bpkd,kdm->bpm", delta, model.W_O[layer][heads])
     return change
 
@@ -189,11 +201,12 @@ def ablate_heads(
     losses = torch.zeros(n_layers, n_heads)
     null = torch.zeros(n_layers, n_heads, null_draws)
     generator = torch.Generator().manual_seed(seed)
+    clean = clean_z(model, tokens) if null_draws else None  # once, not once per head
     for layer in range(n_layers):
         for head in range(n_heads):
             ablated = [(layer, head)]
             losses[layer, head] = token_losses(model, tokens, ablation_hooks(ablated, replacements)).mean().item()
             if null_draws:
-                change = output_change(model, tokens, ablated, replacements)
+                change = output_change(model, tokens, ablated, replacements, clean)
                 null[layer, head] = null_token_losses(model, tokens, change, null_draws, generator).mean((1, 2))
     return clean_loss, losses, null

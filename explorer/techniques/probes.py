@@ -16,6 +16,7 @@ on `repeated` (text repeats too rarely). The averaging is explorer.techniques.he
 """
 
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -31,6 +32,7 @@ from explorer.techniques import heads
 PROBE_SEED = 1234  # apart from every training and held-out generator
 REPEAT_FRACTION = 3 / 8  # each copy is 3/8 of the context: the two copies fill three quarters of it
 MAX_HALF = 48  # ... up to 48 tokens per copy (the zoo's longest context, 128), so hub models stay cheap to patch
+PROBE_CONTEXT = 256  # tokens per held-out text row at most: our longest context (the flagship's), a quarter of GPT-2's
 ROWS = {"smoke": 16, "full": 64}  # repeated rows
 TEXT_ROWS = {"smoke": 16, "full": 64}  # held-out text rows (the ablations split them into text and reference)
 TEXT_KINDS = ("previous_token", "first_token")
@@ -45,7 +47,7 @@ class ProbeSet:
     repeated: Int[Tensor, "rows pos"]  # prefix + r + r
     prefix: int  # start tokens before the first copy (0 or 1)
     half: int  # tokens per copy
-    text: Int[Tensor, "text_rows n_ctx"]  # held-out rows
+    text: Int[Tensor, "text_rows length"]  # held-out rows of min(n_ctx, PROBE_CONTEXT) tokens
 
     @property
     def second_copy(self) -> slice:
@@ -84,6 +86,30 @@ def repeated_rows(model, n_rows: int, half: int, seed: int = PROBE_SEED) -> tupl
     return repeated_random_tokens(n_rows, half, prompts.sampling_vocab(model), generator, start), len(start)
 
 
+SWEEP_WORK = 2e12  # parameters x tokens one sweep may push through the model: minutes for GPT-2 small on 2 CPU cores
+MIN_ROWS = 4  # ... but never fewer rows than this
+
+
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def rows_within(model, rows: int, tokens_per_row: int, passes: int) -> int:
+    """How many of `rows` a sweep of `passes` forward passes over rows of `tokens_per_row` tokens
+    can afford within SWEEP_WORK (at least MIN_ROWS). Our models are far inside it and keep every
+    row; GPT-2 small (124M parameters) patching 144 heads gets the minimum. The figures store the
+    rows they used."""
+    affordable = int(SWEEP_WORK // (parameter_count(model) * tokens_per_row * max(1, passes)))
+    return max(min(rows, MIN_ROWS), min(rows, affordable))
+
+
+def text_length(model) -> int:
+    """Held-out rows as long as the model's context, up to PROBE_CONTEXT: a head's previous-token or
+    first-token score needs a few hundred positions, not GPT-2's 1024 (64 rows of every head's
+    pattern at 1024 tokens would be 40 GB)."""
+    return min(model.cfg.n_ctx, PROBE_CONTEXT)
+
+
 _SETS: dict[tuple[str, str, int], ProbeSet] = {}
 
 
@@ -98,7 +124,7 @@ def probe_set(model, name: str, scale: str) -> ProbeSet:
         prefix = len(prompts.start_tokens(model))
         half = repeat_length(model.cfg.n_ctx, prefix)
         repeated, prefix = repeated_rows(model, ROWS[scale], half)
-        text = prompts.heldout_tokens(SimpleNamespace(scale=scale), model, name, TEXT_ROWS[scale], model.cfg.n_ctx).cpu()
+        text = prompts.heldout_tokens(SimpleNamespace(scale=scale), model, name, TEXT_ROWS[scale], text_length(model)).cpu()
         _SETS[key] = ProbeSet(name, repeated, prefix, half, text)
     return _SETS[key]
 
@@ -119,13 +145,25 @@ def minilm_probe_set(bridge, scale: str) -> ProbeSet:
     return ProbeSet(prompts.MINILM, repeated, 1, half, minilm.framed(bridge, body.cpu()))
 
 
+FROZEN: "weakref.WeakSet" = weakref.WeakSet()  # models whose weights never change while loaded (prompts.load's hub models)
+_SCORED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # frozen model -> {probe key: table}
+
+
 @torch.no_grad()
 def head_scores(model, probe: ProbeSet) -> pd.DataFrame:
-    """One row per head: layer, head and the four detector scores on the probe (see module doc)."""
-    device = model.cfg.device
-    on_text = heads.head_scores(model, probe.text.to(device), TEXT_KINDS)
-    on_repeats = heads.head_scores(model, probe.repeated.to(device), REPEAT_KINDS)
-    return on_text.merge(on_repeats, on=["layer", "head"])[["layer", "head", *heads.HEAD_KINDS]]
+    """One row per head: layer, head and the four detector scores on the probe (see module doc).
+
+    Kept for a model in FROZEN while it lives: several figures of a hub run score the same model on
+    the same probe (for GPT-2 each scoring is a minute of CPU). Other models (checkpoints loaded
+    into one module, say) are scored every time."""
+    key = (probe.name, tuple(probe.text.shape), tuple(probe.repeated.shape))
+    known = _SCORED.setdefault(model, {}) if model in FROZEN else {}
+    if key not in known:
+        device = model.cfg.device
+        on_text = heads.head_scores(model, probe.text.to(device), TEXT_KINDS)
+        on_repeats = heads.head_scores(model, probe.repeated.to(device), REPEAT_KINDS)
+        known[key] = on_text.merge(on_repeats, on=["layer", "head"])[["layer", "head", *heads.HEAD_KINDS]]
+    return known[key].copy()
 
 
 def score_grid(table: pd.DataFrame, kind: str) -> torch.Tensor:
@@ -147,15 +185,21 @@ def library_induction_scores(model, tokens: Int[Tensor, "rows pos"]) -> torch.Te
     re-tokenizes them). The measure divides by *every* query row, including the first copy, where
     there is nothing to copy, so a perfect induction head scores about half.
     """
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
-    _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter=lambda n: n in names)
+    tokens = tokens.to(model.cfg.device)
+    detections = [get_induction_head_detection_pattern(tokens[b : b + 1].cpu()) for b in range(tokens.shape[0])]
     scores = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
-    for b in range(tokens.shape[0]):
-        detection = get_induction_head_detection_pattern(tokens[b : b + 1].cpu()).to(cache[names[0]].device)
-        for layer, name in enumerate(names):
-            for head in range(model.cfg.n_heads):
-                scores[layer, head] += compute_head_attention_similarity_score(
-                    cache[name][b, head], detection, exclude_bos=False, exclude_current_token=False, error_measure="mul")
+
+    def scorer(layer: int, rows: slice):
+        def score(pattern, hook=None):  # (rows, head, q, k), one layer at a time: no layer's pattern is kept
+            for i, detection in enumerate(detections[rows]):
+                for head in range(model.cfg.n_heads):
+                    scores[layer, head] += compute_head_attention_similarity_score(
+                        pattern[i, head], detection.to(pattern.device), exclude_bos=False, exclude_current_token=False, error_measure="mul")
+
+        return score
+
+    for rows in heads.row_chunks(model, tokens):
+        model.run_with_hooks(tokens[rows], fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", scorer(layer, rows)) for layer in range(model.cfg.n_layers)])
     return scores / tokens.shape[0]
 
 

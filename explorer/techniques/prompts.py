@@ -15,6 +15,7 @@ from explorer.data import corpus
 from explorer.errors import check_choice
 from explorer.models import flagship
 from explorer.models.tokenizer import token_strings as visible_token_strings
+from explorer.techniques import probes
 from explorer.techniques.probes import repeated_random_tokens
 
 TEXT_PROMPTS = {
@@ -49,16 +50,30 @@ def reads_text(name: str) -> bool:
     return name not in models.ZOO or models.ZOO[name].dataset != "induction"
 
 
+_HUB_LOADED: dict[tuple[str, str], object] = {}  # the hub model of this run, booted once: (name, device) -> bridge
+
+
 def load(ctx, name: str):
     """The stored flagship, a zoo model at the figure's scale, or a hub model (ModelUnavailable when not cached).
-    The flagship is the same stored model at every scale: it is never trained by `make figures`."""
+    The flagship is the same stored model at every scale: it is never trained by `make figures`.
+
+    A hub model is booted once per process and shared by every figure and prompt of the run (GPT-2
+    takes seconds and a gigabyte to boot); callers must leave it as they found it (hooks are only
+    added through run_with_hooks, which removes them)."""
     if name == FLAGSHIP:
         return flagship.load(device=ctx.device)
     if name == MINILM:
         from explorer.models.minilm import load_minilm
 
         return load_minilm(str(ctx.device))
-    return models.load(name, scale=ctx.scale, device=ctx.device)
+    if name in models.ZOO:
+        return models.load(name, scale=ctx.scale, device=ctx.device)
+    key = (name, str(ctx.device))
+    if key not in _HUB_LOADED:
+        _HUB_LOADED.clear()  # one hub model in memory at a time
+        _HUB_LOADED[key] = models.load(name, scale=ctx.scale, device=ctx.device)
+        probes.FROZEN.add(_HUB_LOADED[key])  # its head scores may be kept for the run
+    return _HUB_LOADED[key]
 
 
 def prompt_kinds(name: str) -> list[str]:
