@@ -57,6 +57,7 @@ PHASES = ("not represented", "dedicated dimension", "superposed (antipodal)", "s
 SAE_SPARSITY = 0.99
 SAE_RECIPE = dict(n_latents=8, l1=0.3, steps=3000, batch=4096, lr=1e-2, resample_every=500, resample_until=1800,
                   checkpoints=[0, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 2500, 3000])
+TRUE_LENGTH = 1.15  # the true directions are drawn a little longer than the unit decoder columns, to show beneath them
 RECOVERED = 0.99  # a true feature counts as recovered when some decoder column has cosine above this with it
 SAE_MODEL = ("sparse autoencoders (8 ReLU latents, L1 0.3, unit decoder columns, dead latents resampled), one per seed "
              "0-2, each trained here on the hidden layer of that seed's 5 -> 2 toy model at sparsity 0.99")
@@ -221,11 +222,14 @@ def feature_colors(n: int) -> alt.Scale:
 def plane(base: alt.Chart, limit: float, color: alt.Color, tooltip: list, size: int = 300) -> alt.LayerChart:
     """Arrows from the origin to (x, y), a unit circle, and the axes, on a square plot of the hidden plane."""
     scale = alt.Scale(domain=[-limit, limit])
-    x, y = alt.X("x:Q", scale=scale, title="hidden dimension 1"), alt.Y("y:Q", scale=scale, title="hidden dimension 2")
+    ticks = alt.Axis(values=[-1, -0.5, 0, 0.5, 1])
+    x = alt.X("x:Q", scale=scale, title="hidden dimension 1", axis=ticks)
+    y = alt.Y("y:Q", scale=scale, title="hidden dimension 2", axis=ticks)
     circle = alt.Chart(pd.DataFrame([{"t": t, "x": math.cos(2 * math.pi * t / 72), "y": math.sin(2 * math.pi * t / 72)}
                                      for t in range(73)])).mark_line(color=charts.RULE).encode(x=x, y=y, order="t:Q")
     arrows = base.transform_calculate(x0="0", y0="0").mark_rule(strokeWidth=2.5).encode(
-        x=alt.X("x0:Q", scale=scale, title="hidden dimension 1"), y=alt.Y("y0:Q", scale=scale, title="hidden dimension 2"),
+        x=alt.X("x0:Q", scale=scale, title="hidden dimension 1", axis=ticks),
+        y=alt.Y("y0:Q", scale=scale, title="hidden dimension 2", axis=ticks),
         x2="x:Q", y2="y:Q", color=color)
     tips = base.mark_point(filled=True, size=60, opacity=1).encode(x=x, y=y, color=color, tooltip=tooltip)
     return alt.layer(circle, arrows, tips).properties(width=size, height=size)
@@ -313,7 +317,8 @@ def superposition_twenty(ctx: FigureContext):
         "(each feature present once in 16 inputs). Dots: each represented feature's dimensionality "
         "D_i = ||W_i||² / Σ_j (Ŵ_i·W_j)², the share of a dimension it has (1: its own; 1/2: an antipodal pair; "
         "2/5: a pentagon), for seeds 0-2. Line: the model's dimensions per feature, 5 / ||W||_F², mean of the seeds. "
-        "Dashed: the fractions the paper found features sticking to. A didactic synthetic setup."
+        "Dashed: 3/4 (a tetrahedron), 1/2 (an antipodal pair), 2/5 (a pentagon), and 5/16 and 1/4 (16 and 20 features "
+        "shared evenly by 5 dimensions). A didactic synthetic setup."
     ),
     model=TWENTY_MODEL,
 )
@@ -377,7 +382,7 @@ def phase_of(W: torch.Tensor) -> str:
 
 @figure(
     "superposition-phase",
-    title="Two features, one dimension: when does the second get in?",
+    title="Two features, one dimension: when the second one gets in",
     caption=(
         "Each cell is a toy model trained here: two features into one hidden dimension, feature 1 of importance 1, "
         "feature 2 of the importance on the x axis, both present with the probability on the y axis. The colour is "
@@ -469,7 +474,8 @@ def random_directions_null(n_latents: int, n_features_dirs: torch.Tensor, draws:
     caption=(
         "A sparse autoencoder with 8 latents trained on the 2-D hidden activations h = Wx of the 5 → 2 toy model at "
         "S = 0.99 (a didactic synthetic setup: the true features are known). Left: the true feature directions "
-        "(grey, the columns W_i scaled to length 1) and the SAE's 8 decoder columns (unit length; coloured if the "
+        "(grey, the columns W_i, drawn at length 1.15 so that they show) and the SAE's 8 decoder columns (length 1; "
+        "coloured if the "
         "latent fires on held-out inputs, faint if it is dead). Right: for each true feature, the largest cosine "
         "between its direction and any decoder column; dashed: the 0.99 the text calls recovered. Pick the seed; the "
         "step slider plays the SAE's training (dead latents are resampled at steps 500 to 1,500)."
@@ -487,8 +493,8 @@ def superposition_sae(ctx: FigureContext):
         unit = W / toy.norms(W)
         for f in range(5):
             for step in run.steps:
-                arrows.append({"seed": seed, "step": step, "kind": "true", "name": f"feature {f + 1}", "x": float(unit[0, f]),
-                               "y": float(unit[1, f])})
+                arrows.append({"seed": seed, "step": step, "kind": "true", "name": f"feature {f + 1}",
+                               "x": TRUE_LENGTH * float(unit[0, f]), "y": TRUE_LENGTH * float(unit[1, f])})
         for step, params in zip(run.steps, run.checkpoints):
             fires = toy_sae.firing(params, h)
             for k in range(SAE_RECIPE["n_latents"]):
