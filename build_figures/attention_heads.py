@@ -119,7 +119,7 @@ def heads_viewer(ctx: FigureContext) -> alt.Chart:
     runs, labels, widths = [], [], {}
     for name in head_models(ctx):
         model = prompts.load(ctx, name)
-        causal = name != prompts.MINILM
+        causal = not prompts.is_encoder(name)
         for kind in prompts.prompt_kinds(name):
             tokens = prompts.prompt_tokens(model, name, kind)
             payload = attention_payload(model, tokens, prompts.token_strings(model, tokens[0]), causal=causal)

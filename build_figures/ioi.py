@@ -17,7 +17,7 @@ from explorer.ensemble import claim_over_seeds
 from explorer.longruns import ioi as run
 from explorer.models import training
 from explorer.pipeline import FigureContext, figure
-from explorer.techniques import ioi, prompts
+from explorer.techniques import ioi, patching, probes, prompts
 
 SEEDS = run.SEEDS
 OURS = "ioi-3l: 3-layer attention-only transformer trained on IOI sentences (explorer/longruns/ioi.py, stored weights), seeds 0-2"
@@ -115,6 +115,25 @@ def classify(row: dict, logit_diff: float) -> str | None:
     return "previous token"
 
 
+IOI_CPU_WORK = 4e13  # parameters x tokens x passes a CPU takes on (GPT-2 small's full analysis: about 7e14, hours here)
+
+
+def affordable(ctx: FigureContext, model) -> None:
+    """TooCostly (the figure is skipped, with one line) when patching every head at every role over
+    every template batch would take hours on this CPU; a GPU runs it."""
+    size = SIZES[ctx.scale]
+    passes = 2 * size["templates"] * (len(("END", "S2", "S1+1")) * model.cfg.n_layers * model.cfg.n_heads + size["random_sets"] + 8)
+    work = probes.parameter_count(model) * size["eval_prompts"] * PROMPT_TOKENS * passes
+    if str(ctx.device) == "cpu" and work > IOI_CPU_WORK:
+        raise patching.TooCostly(
+            f"{ctx.model}: patching each of its {model.cfg.n_layers * model.cfg.n_heads} heads at three positions over "
+            f"{2 * size['templates']} template batches of {size['eval_prompts']} prompts is {passes} forward passes: hours on this CPU, "
+            "minutes on a GPU (make figures runs on one when there is one)")
+
+
+PROMPT_TOKENS = 16  # about the length of an IOI prompt in tokens
+
+
 def analyse(model, scale: str, hub: bool, seed: int = 0) -> dict:
     """Every measurement of one model: behaviour, head table with classes, and circuit faithfulness."""
     size = SIZES[scale]
@@ -154,6 +173,7 @@ def analyse(model, scale: str, hub: bool, seed: int = 0) -> dict:
 
 def runs_of(ctx: FigureContext) -> dict[str, dict]:
     """Our three seeds (analysed once per build, shared by both figures), or the hub model asked for."""
+    prompts.decoder_only(ctx.model, "indirect-object identification is a next-token task")
     key = (ctx.scale, ctx.model)
     if key not in _ANALYSED:
         if ctx.model == OURS:
@@ -163,7 +183,9 @@ def runs_of(ctx: FigureContext) -> dict[str, dict]:
                 _ANALYSED[key][f"seed {s}"] = {**analyse(our_model(s, device=ctx.device), ctx.scale, False, s),
                                                "untrained": mean_over(batches(untrained, 4, False), lambda b: ioi.behaviour(untrained, b))["logit_diff"]}  # fmt: skip
         else:
-            _ANALYSED[key] = {ctx.model: analyse(prompts.load(ctx, ctx.model), ctx.scale, True)}
+            model = prompts.load(ctx, ctx.model)
+            affordable(ctx, model)
+            _ANALYSED[key] = {ctx.model: analyse(model, ctx.scale, True)}
     return _ANALYSED[key]
 
 

@@ -116,6 +116,7 @@ def position_roles(run: dict) -> list[tuple[str, bool]]:
 
 def sweep_models(ctx: FigureContext) -> list[str]:
     """PATCHED_MODELS (or the `--model`): the flagship, the synthetic-task model and one zoo code model."""
+    prompts.decoder_only(ctx.model, "the patching article measures next-token induction and next-token loss")
     names = prompts.zoo_or(ctx.model, ZOO_LABEL)
     return [n for n in names if n in PATCHED_MODELS] or names
 

@@ -14,6 +14,7 @@ HOVER_DEFAULT = 24  # the token the text view opens on: one of the second copy o
 
 
 def runs_of(ctx: FigureContext) -> list[tuple[str, str]]:
+    prompts.decoder_only(ctx.model, "the logit lens and direct logit attribution read next-token predictions")
     return [(name, kind) for name in prompts.zoo_or(ctx.model, ZOO_LABEL) for kind in prompts.prompt_kinds(name)]
 
 

@@ -132,7 +132,7 @@ def bench_hub(model: str = "gpt2", limit_gb: float = 16.0, timeout_s: float = 90
             done = subprocess.run([sys.executable, "-c", MEASURE, str(timeout_s), *command], cwd=paths.REPO, env=env,
                                   capture_output=True, text=True, preexec_fn=limit)
             seconds, peak, code = done.stdout.strip().splitlines()[-1].split()
-            failed = [line for line in done.stderr.splitlines() if line.startswith("failed")]
+            failed = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith(("failed", "skipped"))]
             over = float(seconds) > HUB_GOAL_S or float(peak) > HUB_GOAL_GB or code != "0"
             print(f"  {article:20} {float(seconds):7.1f} s  peak {float(peak):5.2f} GB  exit {code}{'  OVER GOAL' if over else ''}")
             for line in failed:

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 import tiny_models
+from test_distilbert import tiny_distilbert
 from explorer import jsonio, paths
 from explorer.data import ioi as ioi_data
 from explorer.pipeline import build as pipeline
@@ -21,6 +22,8 @@ from explorer.pipeline.registry import discover
 
 MODEL_AWARE = sorted(fid for fid, f in discover().items() if f.model_option)
 HUB_MODELS = ("gpt2", "pythia-70m")
+ENCODER = "distilbert-base-uncased"
+HEAD_FIGURES = ("heads-viewer", "heads-wiki")  # the figures an encoder gets; the others say why not
 
 
 def _digests(folder):
@@ -34,6 +37,8 @@ def hub_run(tmp_path_factory):
     words = [*ioi_data.vocabulary(), *(f"w{i}" for i in range(32)), "<|endoftext|>"]
     tiny_models.gpt2_in_hub_cache(tmp / "hub", words, unk="<pad>", eos="<|endoftext|>")
     tiny_models.pythia_in_hub_cache(tmp / "hub", words, unk="<pad>", eos="<|endoftext|>")
+    encoder_words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(f"w{i}" for i in range(95))]
+    tiny_models.distilbert_in_hub_cache(tmp / "hub", tiny_distilbert(len(encoder_words)), encoder_words)
     out = tmp / "figures"
     out.mkdir()
     manifest = jsonio.read_json(paths.FIGURES / "manifest.json")["figures"]
@@ -43,7 +48,7 @@ def hub_run(tmp_path_factory):
     before = _digests(out)
     env = {"HF_HUB_CACHE": str(tmp / "hub"), "HF_HUB_OFFLINE": "1"}
     results = [subprocess.run([sys.executable, "-m", "explorer", "figures", "--quiet", "--model", model, "--out", str(out)],
-                              cwd=paths.REPO, capture_output=True, text=True, env={**os.environ, **env}) for model in HUB_MODELS]
+                              cwd=paths.REPO, capture_output=True, text=True, env={**os.environ, **env}) for model in (*HUB_MODELS, ENCODER)]
     return out, before, results
 
 
@@ -60,6 +65,17 @@ def test_every_model_aware_figure_builds_on_the_stand_in(hub_run, index):
     manifest = jsonio.read_json(out / "models" / model / "manifest.json")["figures"]
     assert sorted(manifest) == MODEL_AWARE
     assert all(entry["model"] == model for entry in manifest.values())
+
+
+def test_an_encoder_gets_the_head_figures_and_one_line_for_each_of_the_others(hub_run):
+    out, _, results = hub_run
+    result = results[len(HUB_MODELS)]
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = jsonio.read_json(out / "models" / ENCODER / "manifest.json")["figures"]
+    assert sorted(manifest) == sorted(HEAD_FIGURES)
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == len(MODEL_AWARE) - len(HEAD_FIGURES), result.stdout
+    assert all(f"{ENCODER} is an encoder" in line for line in skipped), skipped
 
 
 def test_the_published_figures_are_left_byte_identical(hub_run):

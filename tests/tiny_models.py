@@ -45,7 +45,14 @@ def pythia_in_hub_cache(root, words: list[str], unk: str, eos: str | None = None
     _in_hub_cache(root / "models--EleutherAI--pythia-70m", GPTNeoXForCausalLM(cfg), words, unk, eos)
 
 
-def _in_hub_cache(repo, model, words: list[str], unk: str, eos: str | None) -> None:
+def distilbert_in_hub_cache(root, model, words: list[str]) -> None:
+    """A DistilBERT checkpoint (`model`) under distilbert-base-uncased's repository name, with a
+    word-level tokenizer over `words`, which must include BERT's bracketed special tokens."""
+    _in_hub_cache(root / "models--distilbert--distilbert-base-uncased", model, words, "[UNK]", None,
+                  cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
+
+
+def _in_hub_cache(repo, model, words: list[str], unk: str, eos: str | None, **special) -> None:
     from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -57,4 +64,4 @@ def _in_hub_cache(repo, model, words: list[str], unk: str, eos: str | None) -> N
     tok = Tokenizer(tok_models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=unk))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     extra = {"eos_token": eos} if eos is not None else {}
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=unk, **extra).save_pretrained(snapshot)
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=unk, **extra, **special).save_pretrained(snapshot)

@@ -45,10 +45,17 @@ def local_path(name: str) -> str:
         raise ModelUnavailable(f"model {name!r} ({repo}) is not in the local Hugging Face cache and this build is offline") from exc
 
 
+ENCODERS = ("distilbert-base-uncased",)  # they read both ways: only the head articles apply to them
+
+
 def load(name: str, device: torch.device | str | None = None) -> TransformerBridge:
+    from explorer.models import distilbert
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     path = local_path(name)
     try:
+        if distilbert.is_distilbert(path):  # TransformerLens has no DistilBERT adapter: through its BERT one
+            return distilbert.load(path, device=device)
         model = TransformerBridge.boot_transformers(path, device=device)
     except OSError as exc:  # e.g. the snapshot lacks its weights or tokenizer files
         raise ModelUnavailable(f"model {name!r} is only partly in the local Hugging Face cache ({exc.__class__.__name__})") from exc

@@ -118,8 +118,8 @@ def probe_set(model, name: str, scale: str) -> ProbeSet:
     from explorer.techniques import prompts
 
     key = (name, scale, model.cfg.n_ctx)
-    if key not in _SETS and name == prompts.MINILM:
-        _SETS[key] = minilm_probe_set(model, scale)
+    if key not in _SETS and prompts.is_encoder(name):
+        _SETS[key] = minilm_probe_set(model, scale, name)
     if key not in _SETS:
         prefix = len(prompts.start_tokens(model))
         half = repeat_length(model.cfg.n_ctx, prefix)
@@ -132,17 +132,18 @@ def probe_set(model, name: str, scale: str) -> ProbeSet:
 MINILM_LENGTH = 128  # tokens per MiniLM probe row, [CLS] and [SEP] included (its context is 512)
 
 
-def minilm_probe_set(bridge, scale: str) -> ProbeSet:
-    """The encoder's probe set: the same construction, each row framed [CLS] ... [SEP] as in its training,
-    on rows of MINILM_LENGTH tokens (held-out standard-library code in its own word pieces)."""
+def minilm_probe_set(bridge, scale: str, name: str = "all-MiniLM-L6-v2") -> ProbeSet:
+    """An encoder's probe set (MiniLM's, DistilBERT's): the same construction, each row framed
+    [CLS] ... [SEP] as in its training, on rows of MINILM_LENGTH tokens (held-out standard-library
+    code in its own word pieces)."""
     from explorer.models import minilm
     from explorer.techniques import prompts
 
     half = repeat_length(MINILM_LENGTH, 2)
     generator = torch.Generator().manual_seed(PROBE_SEED)
     repeated = minilm.framed(bridge, repeated_random_tokens(ROWS[scale], half, minilm.sampling_vocab(bridge), generator))
-    body = prompts.heldout_tokens(SimpleNamespace(scale=scale), bridge, prompts.MINILM, TEXT_ROWS[scale], MINILM_LENGTH - 2)
-    return ProbeSet(prompts.MINILM, repeated, 1, half, minilm.framed(bridge, body.cpu()))
+    body = prompts.heldout_tokens(SimpleNamespace(scale=scale), bridge, name, TEXT_ROWS[scale], MINILM_LENGTH - 2)
+    return ProbeSet(name, repeated, 1, half, minilm.framed(bridge, body.cpu()))
 
 
 FROZEN: "weakref.WeakSet" = weakref.WeakSet()  # models whose weights never change while loaded (prompts.load's hub models)

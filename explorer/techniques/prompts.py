@@ -12,7 +12,7 @@ from jaxtyping import Int
 
 from explorer import models
 from explorer.data import corpus
-from explorer.errors import check_choice
+from explorer.errors import ModelUnavailable, check_choice
 from explorer.models import flagship
 from explorer.models.tokenizer import token_strings as visible_token_strings
 from explorer.techniques import probes
@@ -44,6 +44,19 @@ MINILM = "all-MiniLM-L6-v2"  # the pretrained encoder (explorer.models.minilm): 
 def zoo_or(ctx_model: str, default_label: str) -> list[str]:
     """The flagship and every zoo model for the published figure, or just the model asked for with `--model`."""
     return [FLAGSHIP, *models.ZOO] if ctx_model == default_label else [ctx_model]
+
+
+def is_encoder(name: str) -> bool:
+    """MiniLM and the hub's encoders (DistilBERT): they read both ways and were trained on [CLS] ... [SEP]."""
+    from explorer.models import hub
+
+    return name == MINILM or name in hub.ENCODERS
+
+
+def decoder_only(name: str, why: str) -> None:
+    """ModelUnavailable (the figure is skipped, with this line) when `name` is an encoder."""
+    if is_encoder(name):
+        raise ModelUnavailable(f"{name} is an encoder (it reads both ways and predicts no next token): {why}")
 
 
 def reads_text(name: str) -> bool:
@@ -91,7 +104,7 @@ def start_tokens(model) -> list[int]:
 def prompt_tokens(model, name: str, kind: str, seed: int = 0) -> Int[torch.Tensor, "1 pos"]:
     """One prompt of the given kind, as token ids on the model's device (cut to the context length)."""
     check_choice("prompt", kind, prompt_kinds(name))
-    if name == MINILM:
+    if is_encoder(name):
         return minilm_prompt_tokens(model, kind, seed)
     start = start_tokens(model)
     if kind == "repeat":
@@ -104,7 +117,7 @@ def prompt_tokens(model, name: str, kind: str, seed: int = 0) -> Int[torch.Tenso
 
 
 def minilm_prompt_tokens(bridge, kind: str, seed: int = 0) -> Int[torch.Tensor, "1 pos"]:
-    """The same prompts for the encoder, framed [CLS] ... [SEP] as every input it was trained on."""
+    """The same prompts for an encoder (MiniLM, DistilBERT), framed [CLS] ... [SEP] as every input it was trained on."""
     from explorer.models import minilm
 
     if kind == "repeat":
