@@ -417,3 +417,17 @@ def test_the_reference_page_is_generated_from_the_current_docstrings():
     from explorer import reference
 
     assert reference.PAGE.read_text() == reference.render(), "run `python -m explorer reference` and commit docs/contributing/reference.md"
+
+
+def test_claim_subject_repeats_one_models_claims_under_model_independent_keys(tmp_path):
+    from explorer.pipeline.context import FigureContext
+
+    ctx = FigureContext("f", "smoke", torch.device("cpu"), 0, "label", tmp_path)
+    ctx.claim("gpt2_top_head", "L5H1")
+    ctx.claim("gpt2_top", 0.5)
+    ctx.claim("pythia_top", 0.1)
+    ctx.claim_subject("gpt2", "gpt2")
+    assert ctx.claims["model"] == "gpt2" and ctx.claims["model_top_head"] == "L5H1" and ctx.claims["model_top"] == 0.5
+    assert "model_pythia_top" not in ctx.claims and "model_top_pythia" not in ctx.claims
+    with pytest.raises(ValueError, match="no claims start with 'llama_'"):
+        ctx.claim_subject("llama", "llama")

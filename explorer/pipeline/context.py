@@ -44,6 +44,18 @@ class FigureContext:
         self.claims[key] = value
         return value
 
+    def claim_subject(self, prefix: str, name: str) -> None:
+        """Repeat the claims `{prefix}_X` as `model_X`, and `model` = `name`: the keys of sentences
+        that hold for whichever model a reader's model switch shows. The published run names the
+        model its page discusses first; a `--model` run names its own model, so the page can show
+        that model's numbers in the same sentence. Call it after the prefix's claims are recorded."""
+        start = f"{prefix}_"
+        found = {f"model_{key[len(start):]}": value for key, value in self.claims.items() if key.startswith(start)}
+        if not found:
+            raise ValueError(f"figure {self.id}: no claims start with {start!r} to name as the model's")
+        self.claims["model"] = name
+        self.claims.update(found)
+
     def asset(self, relpath: str, obj: Any) -> str:
         """Write extra JSON (e.g. one file per playground configuration) beside the spec.
 

@@ -238,7 +238,26 @@ def _claim(arg: str, where: str) -> str:
         text = _formatted(value, fmt)
     except (ValueError, TypeError) as exc:
         raise PluginError(f"{where}: cannot format claim {arg!r}: {exc}") from exc
-    return f'<span class="explorer-claim" data-claim="{html.escape(fid)}:{html.escape(key)}">{html.escape(text)}</span>'
+    return (f'<span class="explorer-claim" data-claim="{html.escape(fid)}:{html.escape(key)}"{_other_values(fid, key, fmt)}>'
+            f'{html.escape(text)}</span>')
+
+
+def _other_values(fid: str, key: str, fmt: str) -> str:
+    """data-alt: {model name: the claim formatted as on the page} for each `--model` run of the figure
+    that recorded it. Only model-independent keys (`model`, `model_*`, written by
+    `ctx.claim_subject`) carry over: any other key names one of the published models in its sentence."""
+    if not (key == "model" or key.startswith("model_")):
+        return ""
+    alt = {}
+    for name, entry in sorted(_other_models.get(fid, {}).items()):
+        value = entry.get("claims", {}).get(key)
+        if value is None:
+            continue
+        try:
+            alt[name] = _formatted(value, fmt)
+        except (ValueError, TypeError):
+            alt[name] = _text(value)
+    return f" data-alt='{html.escape(json.dumps(alt, sort_keys=True), quote=True)}'" if alt else ""
 
 
 def _check_format(value: Any, fmt: str, where: str) -> None:

@@ -176,7 +176,8 @@ function addModelSwitch(record, box) {
   if (current > 0) {
     const note = document.createElement("p");
     note.className = "explorer-figure__model-note";
-    note.textContent = `Recomputed on ${choices[current].label}. The text of this page describes the published figure, so its numbers may not hold here.`;
+    const name = choices[current].label;
+    note.textContent = `Recomputed on ${name}. Boxed numbers in the text are ${name}'s own; faded ones describe the published models, so they may not hold here.`;
     wrap.appendChild(note);
   }
   box.prepend(wrap);
@@ -195,7 +196,33 @@ async function switchModel(record, choice) {
   const box = record.el.querySelector(".explorer-figure__controls");
   if (box) box.replaceChildren();
   for (const stale of record.el.querySelectorAll(".explorer-figure__code")) stale.remove();
+  switchClaims(record, choice, modelChoices(record)[0]);
   await firstDraw(record);
+}
+
+/** The page's numbers from this figure follow the switch: a model-independent claim (data-alt,
+ * written by the site hook) shows the chosen model's value; any other is marked as the published
+ * models' own. Text only, never HTML. */
+function switchClaims(record, choice, published) {
+  const back = !published || choice.base === published.base;
+  for (const span of document.querySelectorAll(".explorer-claim[data-claim]")) {
+    if (span.dataset.claim.split(":")[0] !== record.id) continue;
+    if (span.dataset.published === undefined) span.dataset.published = span.textContent;
+    span.classList.remove("explorer-claim--switched", "explorer-claim--published-only");
+    span.removeAttribute("title");
+    if (back) { span.textContent = span.dataset.published; continue; }
+    let alt = {};
+    try { alt = JSON.parse(span.dataset.alt || "{}"); } catch (e) { alt = {}; }
+    if (Object.prototype.hasOwnProperty.call(alt, choice.label)) {
+      span.textContent = String(alt[choice.label]);
+      span.classList.add("explorer-claim--switched");
+      span.title = `measured on ${choice.label}`;
+    } else {
+      span.textContent = span.dataset.published;
+      span.classList.add("explorer-claim--published-only");
+      span.title = `measured on the published models; ${choice.label} has no such number`;
+    }
+  }
 }
 
 function sourceUrl(record) {
