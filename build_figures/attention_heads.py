@@ -315,6 +315,9 @@ def heads_wiki(ctx: FigureContext) -> alt.Chart:
                 ctx.claim(f"{key}_{kind}_null_max", float(null[kind].max()))  # the best untrained head, any seed
                 ctx.claim(f"{key}_{kind}_null_mean", float(null[kind].mean()))
         best = table.loc[table["induction"].idxmax()]
+        if not prompts.is_encoder(name):  # uniform attention over the causal prefix: the chance level
+            model = prompts.load(ctx, name)
+            ctx.claim(f"{key}_induction_chance", probes.uniform_induction_score(probes.probe_set(model, name, ctx.scale)))
         ctx.claim(f"{key}_induction_head_tl", float(best["tl_induction"]))
         ctx.claim(f"{key}_induction_heads_over_half", int((table.induction > 0.5).sum()))
         ctx.claim(f"{key}_induction_heads_over_half_in_layer_0", int(((table.induction > 0.5) & (table.layer == 0)).sum()))
@@ -322,6 +325,8 @@ def heads_wiki(ctx: FigureContext) -> alt.Chart:
             nulls[name] = null
             ctx.claim(f"{key}_induction_heads_over_null", int((table.induction > null.induction.max()).sum()))
         tables.append(table)
+    lead = prompts.FLAGSHIP if ctx.model == HEADS_LABEL else ctx.model  # the model the page discusses first
+    ctx.claim_subject(lead.replace("-", "_"), lead)
     table = pd.concat(tables, ignore_index=True)
     text_models = [name for name in names if name in zoo_names() and prompts.reads_text(name)]  # the zoo's BPE code models
     if text_models:

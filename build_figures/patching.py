@@ -172,6 +172,8 @@ def patching_resid(ctx: FigureContext) -> alt.Chart:
             ctx.claim("rows", run["clean"].shape[0])
             ctx.claim("half", run["probe"].half)
             ctx.claim("second_copy_tokens", run["k"])
+    lead = prompts.FLAGSHIP if ctx.model == ZOO_LABEL else ctx.model  # the model the page discusses first
+    ctx.claim_subject(lead.replace("-", "_"), lead)
 
     panel = charts.Panel()
     panel.data("model", names, label="Model", default=default_model(names))
@@ -224,6 +226,8 @@ def patching_heads(ctx: FigureContext) -> alt.Chart:
         ctx.claim(f"{key}_top_layer_sum", grid[best["layer"]].sum().item())
         ctx.claim(f"{key}_chance_induction", chance)
         ctx.claim(f"{key}_rows", run["clean"].shape[0])
+    lead = prompts.FLAGSHIP if ctx.model == ZOO_LABEL else ctx.model  # the model the page discusses first
+    ctx.claim_subject(lead.replace("-", "_"), lead)
 
     panel = charts.Panel()
     panel.data("model", names, label="Model", default=default_model(names))
@@ -317,6 +321,8 @@ def patching_ablation(ctx: FigureContext) -> alt.Chart:
             ctx.claim(f"{key}_{method}_top_induction_head_increase", float(inductive["increase"]))
             ctx.claim(f"{key}_{method}_top_induction_head_null_p95", float(inductive["null_p95"]))
         ctx.claim(f"{key}_heads", int(len(table) // len(patching.ABLATIONS)))
+    lead = prompts.FLAGSHIP if ctx.model == ZOO_LABEL else ctx.model  # the model the page discusses first
+    ctx.claim_subject(lead.replace("-", "_"), lead)
     table = pd.concat(tables, ignore_index=True)
     tops = {(m, method): table[(table.model == m) & (table.method == method)].sort_values("increase").iloc[-1]
             for m in names for method in patching.ABLATIONS}

@@ -129,6 +129,8 @@ def residual_logit_lens(ctx: FigureContext) -> alt.Chart:
             ctx.claim(f"{key}_top1_embed", accuracy[0])
             ctx.claim(f"{key}_top1_final", accuracy[-1])
             ctx.claim(f"{key}_top1_commonest", commonest)
+    lead = prompts.FLAGSHIP if ctx.model == ZOO_LABEL else ctx.model  # the model the page discusses first
+    ctx.claim_subject(lead.replace("-", "_"), lead)
 
     panel, start = window_panel(runs, texts, ["lens", "tokens"])
     hovered = alt.param(name="lens_hover", value=HOVER_DEFAULT)  # the token hovered in the text view
@@ -221,6 +223,8 @@ def residual_dla(ctx: FigureContext) -> alt.Chart:
             layer0_heads = [c for c, label in enumerate(names) if label.startswith("L0H")]
             ctx.claim(f"{key}_repeat_layer0_max_abs_push", second_copy[layer0_heads].abs().max().item())
     ctx.claim("max_sum_error", worst_error)
+    lead = prompts.FLAGSHIP if ctx.model == ZOO_LABEL else ctx.model  # the model the page discusses first
+    ctx.claim_subject(lead.replace("-", "_"), lead)
     limit = round(float(torch.cat(pushes).quantile(0.99)), 1)
 
     panel, start = window_panel(runs, texts, ["dla", "tokens"])
