@@ -154,9 +154,22 @@ def thumbnail_patch(chart: alt.HConcatChart, heads_per_layer: int, drawn_for: in
     size = thumb_size(heads_per_layer)
     patch = {"/hconcat/0/columns": heads_per_layer, "/hconcat/0/spec/width": size, "/hconcat/0/spec/height": size}
     if size < THUMB:  # small thumbnails: tighter, and names without the L ("5H11") so each fits over its own
-        patch.update({"/hconcat/0/spacing": 4, "/hconcat/0/facet/header/labelExpr": "replace(datum.value, 'L', '')",
+        patch.update({"/hconcat/0/spacing": 4, "/hconcat/0/facet/header/labelExpr": SHORT_NAMES,
                       "/hconcat/0/facet/header/labelFontSize": charts.SMALL_SIZE})
+    elif thumb_size(drawn_for) < THUMB:  # drawn small (a hub model's many heads), shown for a few: back to full size
+        patch.update({"/hconcat/0/spacing": 8, "/hconcat/0/facet/header/labelExpr": "datum.value",
+                      "/hconcat/0/facet/header/labelFontSize": charts.LABEL_SIZE})
     return patch
+
+
+SHORT_NAMES = "replace(datum.value, 'L', '')"
+
+
+def overview_facet(size: int) -> dict:
+    """Facet spacing and header of the thumbnails at `size` px: small ones tighter, named without the L."""
+    if size < THUMB:
+        return {"spacing": 4, "header": alt.Header(labelFontSize=charts.SMALL_SIZE, labelPadding=2, labelExpr=SHORT_NAMES)}
+    return {"spacing": 8, "header": alt.Header(labelFontSize=charts.LABEL_SIZE, labelPadding=2)}
 
 
 def viewer_chart(n_heads: int) -> alt.VConcatChart | alt.HConcatChart:
@@ -182,12 +195,12 @@ def viewer_chart(n_heads: int) -> alt.VConcatChart | alt.HConcatChart:
         .add_params(pick)
         .properties(name="head_frame")
     )
+    size, facet = thumb_size(n_heads), overview_facet(thumb_size(n_heads))
     overview = (
         flattening(alt.layer(cells, frame, data=thumbs))
-        .properties(width=THUMB, height=THUMB)
-        .facet(facet=alt.Facet("name:N", title=None, sort=alt.EncodingSortField("i", op="min"),
-                               header=alt.Header(labelFontSize=charts.LABEL_SIZE, labelPadding=2)),
-               columns=n_heads, spacing=8)
+        .properties(width=size, height=size)
+        .facet(facet=alt.Facet("name:N", title=None, sort=alt.EncodingSortField("i", op="min"), header=facet["header"]),
+               columns=n_heads, spacing=facet["spacing"])
     )
     looked_up = (  # the picked head's rows only, before they are flattened into cells
         flattening(alt.Chart(attn).transform_filter(pick))
