@@ -431,3 +431,11 @@ def test_claim_subject_repeats_one_models_claims_under_model_independent_keys(tm
     assert "model_pythia_top" not in ctx.claims and "model_top_pythia" not in ctx.claims
     with pytest.raises(ValueError, match="no claims start with 'llama_'"):
         ctx.claim_subject("llama", "llama")
+
+
+def test_progress_estimates_each_figure_from_the_wall_time_the_manifest_records():
+    from explorer.pipeline.build import UNRECORDED_S, expected_seconds
+
+    manifest = {"slow": {"wall_time_s": 300.0}, "quick": {"wall_time_s": 0.2}, "mid": {"wall_time_s": 12.0}}
+    assert expected_seconds(["slow", "quick", "new"], manifest) == [300.0, 1.0, 12.0]  # new: the median
+    assert expected_seconds(["new"], {}) == [UNRECORDED_S]

@@ -185,7 +185,8 @@ def build(
         if not out.is_dir():
             out.mkdir(parents=True)
         _recover(out)
-        todo = plan(chosen, out, scale, model, force, _manifest(out))
+        recorded = _manifest(out)
+        todo = plan(chosen, out, scale, model, force, recorded)
     outcomes = [Outcome(p.figure.id, "fresh") for p in todo if not p.stale]
     stale = [p for p in todo if p.stale]
     if stale:
@@ -195,10 +196,16 @@ def build(
         from explorer.device import pick_device
 
         device = pick_device()
-        bar = tqdm(stale, desc="figures", unit="fig", disable=not progress)
-        for item in bar:
+        expected = expected_seconds([p.figure.id for p in stale], recorded)
+        # one figure can take minutes and most take seconds: the bar counts recorded seconds of work,
+        # so its rate (and ETA) is how fast this machine gets through what the last build measured
+        bar = tqdm(total=sum(expected), desc="figures", unit="s", disable=not progress,
+                   bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of recorded work [{elapsed}<{remaining}{postfix}]")
+        for item, seconds in zip(stale, expected):
             bar.set_postfix_str(item.figure.id)
             outcomes.append(_build_one(item, out, scale, device, model, progress))
+            bar.update(seconds)
+        bar.close()
     outcomes += [Outcome(path, "failed", message) for path, message in found.errors.items()]
     if ids is None and model is None and not found.errors:  # a broken module's figures are not orphans
         _drop_orphans(out, set(found.figures))
@@ -206,6 +213,22 @@ def build(
         (out / ".staging").rmdir()  # only when empty: another build may be staging right now
     save_source_index()
     return sorted(outcomes, key=lambda o: o.id)
+
+
+UNRECORDED_S = 30.0  # a figure no build has timed yet, when no figure has been timed either
+
+
+def expected_seconds(ids: Sequence[str], manifest: dict[str, Any]) -> list[float]:
+    """How long each figure should take: its wall time in the manifest of the last build, or for a
+    new figure the median of the recorded ones (at least 1 s each, so every figure moves the bar)."""
+    times = sorted(float(e["wall_time_s"]) for e in manifest.values() if isinstance(e, dict) and isinstance(e.get("wall_time_s"), (int, float)))
+    fallback = times[len(times) // 2] if times else UNRECORDED_S
+    out = []
+    for fid in ids:
+        entry = manifest.get(fid)
+        value = entry.get("wall_time_s") if isinstance(entry, dict) else None
+        out.append(max(1.0, float(value)) if isinstance(value, (int, float)) else max(1.0, fallback))
+    return out
 
 
 def _load_figure(info: FigureInfo | Figure) -> tuple[Figure | None, str]:
