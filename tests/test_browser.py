@@ -371,7 +371,7 @@ def xss_site(tmp_path_factory, mkdocs_build) -> str:
     config = root / "mkdocs.yml"
     config.write_text(
         "site_name: xss\ndocs_dir: docs\ntheme: {name: material, font: false}\n"
-        f"hooks: [{paths.REPO / 'explorer/site/hooks.py'}]\n"
+        "markdown_extensions: [explorer.site.shortcodes]\n"
         "extra_javascript: [{path: assets/javascripts/explorer/figures.js, type: module}]\n"
     )
     mkdocs_build(root / "site", config)

@@ -1,14 +1,14 @@
 """Hostile text through every HTML sink the site writes itself (Vega's own marks: test_browser.py).
 
-The site hook (explorer/site/hooks.py) writes the figure title, caption, model, data file names,
-claims, try links (text and state) and the provenance table; the page script
+The shortcode extension (explorer/site/shortcodes.py) writes the figure title, caption, model, data
+file names, claims, try links (text and state) and the provenance table; the page script
 (docs/assets/javascripts/explorer/) writes control labels and options, group titles, slider
 readouts, the code box, error messages and text views. Each gets `<script>`, `<img onerror>`,
 `<svg onload>`, bold tags and both kinds of quote: nothing may execute, no element may be
 injected, and the text must show as written.
 
-The hook is checked in-process (fast); the page script in Chromium on a small fixture site whose
-manifest, specs and data are written by hand, so they can be more hostile than a producer would be.
+The shortcodes are checked in-process (fast); the page script in Chromium on a small fixture site
+whose manifest, specs and data are written by hand, so they can be more hostile than a producer would be.
 """
 
 import functools
@@ -23,12 +23,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from explorer import jsonio, paths
-from explorer.site import audit, hooks
+from explorer.site import audit, shortcodes
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(2)>"
@@ -96,7 +95,7 @@ def write_site_sources(root: Path) -> Path:
     return docs
 
 
-# --- the hook, in-process -----------------------------------------------------------------------------
+# --- the shortcodes, in-process -----------------------------------------------------------------------
 
 
 class Elements(HTMLParser):
@@ -119,27 +118,26 @@ class Elements(HTMLParser):
         return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in match.items())]
 
 
-HOOK_TAGS = {"figure", "div", "figcaption", "strong", "span", "a", "table", "thead", "tbody", "tr", "th", "td", "code", "br", "p"}
+SHORTCODE_TAGS = {"figure", "div", "figcaption", "strong", "span", "a", "table", "thead", "tbody", "tr", "th", "td", "code", "br", "p"}
 
 
 @pytest.fixture
-def hooked(tmp_path):
-    """The hook configured on the hostile manifest; `render(markdown)` expands a page's shortcodes."""
+def expanded(tmp_path):
+    """The shortcodes configured on the hostile manifest; `render(markdown)` expands a page's shortcodes."""
     docs = write_site_sources(tmp_path)
-    hooks.on_config({"docs_dir": str(docs)})
-    page = SimpleNamespace(url="section/page/", file=SimpleNamespace(src_path="section/page.md"))
-    return lambda markdown: hooks.on_page_markdown(markdown, page)
+    shortcodes.configure(docs)
+    return lambda markdown: shortcodes.expand(markdown, "section/page.md", "section/page/")
 
 
 def assert_inert(parsed: Elements) -> None:
     tags = {t for t, _ in parsed.tags}
-    assert tags <= HOOK_TAGS, f"injected elements: {tags - HOOK_TAGS}"
+    assert tags <= SHORTCODE_TAGS, f"injected elements: {tags - SHORTCODE_TAGS}"
     handlers = [(t, name) for t, a in parsed.tags for name in a if name.startswith("on")]
     assert not handlers, f"injected event handlers: {handlers}"
 
 
-def test_the_figure_html_shows_title_caption_model_and_file_names_as_text(hooked):
-    parsed = Elements(hooked("{{ figure: xss-controls }}\n"))
+def test_the_figure_html_shows_title_caption_model_and_file_names_as_text(expanded):
+    parsed = Elements(expanded("{{ figure: xss-controls }}\n"))
     assert_inert(parsed)
     text = "".join(parsed.text)
     for value in (ENTRY["title"], ENTRY["caption"], ENTRY["model"], DATA_NAME):
@@ -150,8 +148,8 @@ def test_the_figure_html_shows_title_caption_model_and_file_names_as_text(hooked
     assert "../../figures/xss-controls/data/" + DATA_NAME in links
 
 
-def test_claims_and_try_links_are_text_and_the_state_is_exact(hooked):
-    parsed = Elements(hooked(PAGE))
+def test_claims_and_try_links_are_text_and_the_state_is_exact(expanded):
+    parsed = Elements(expanded(PAGE))
     assert_inert(parsed)
     claims = [a for t, a in parsed.tags if t == "span" and "data-claim" in a]
     assert [c["data-claim"] for c in claims] == ["xss-controls:name", "xss-controls:score"]
@@ -163,8 +161,8 @@ def test_claims_and_try_links_are_text_and_the_state_is_exact(hooked):
     assert link["data-figure"] == "xss-controls"
 
 
-def test_the_provenance_table_shows_every_field_as_text(hooked):
-    parsed = Elements(hooked("{{ provenance }}\n"))
+def test_the_provenance_table_shows_every_field_as_text(expanded):
+    parsed = Elements(expanded("{{ provenance }}\n"))
     assert_inert(parsed)
     text = "".join(parsed.text)
     for value in (ENTRY["title"], ENTRY["model"], ENTRY["source"], ENTRY["scale"], ENTRY["device"], ENTRY["input_hash"], ENTRY["git_commit"],
@@ -173,23 +171,23 @@ def test_the_provenance_table_shows_every_field_as_text(hooked):
     assert [a["id"] for a in parsed.attrs("tr") if "id" in a] == sorted(["xss-controls", BROKEN_ID])
 
 
-def test_try_links_reach_both_ends_of_a_range_and_integral_float_options(hooked, tmp_path):
+def test_try_links_reach_both_ends_of_a_range_and_integral_float_options(expanded, tmp_path):
     spec = {"params": [{"name": "t", "value": 1, "bind": {"input": "range", "min": 0, "max": 4}}],
             "usermeta": {"explorer": {"params": {"w": {"options": [0.0, 0.5, 1.0, 2.0]}}}}, "mark": "point"}
     spec["params"].append({"name": "w", "value": 0.5})
     jsonio.write_json(tmp_path / "docs" / "figures" / "xss-controls" / "spec.json", spec)
     for link, state in (("t=0", {"t": "0"}), ("t=4", {"t": "4"}), ("w=1", {"w": "1"}), ("w=0.5, t=2.5", {"w": "0.5", "t": "2.5"})):
-        parsed = Elements(hooked("{{ try: xss-controls | " + link + " | go }}\n"))
+        parsed = Elements(expanded("{{ try: xss-controls | " + link + " | go }}\n"))
         (a,) = parsed.attrs("a", **{"class": "explorer-try"})
         assert json.loads(a["data-state"]) == state, link
     for bad in ("t=-0.5", "t=4.5", "w=1.0", "w=0.25"):
         with pytest.raises(Exception, match="xss-controls"):
-            hooked("{{ try: xss-controls | " + bad + " | go }}\n")
+            expanded("{{ try: xss-controls | " + bad + " | go }}\n")
 
 
-def test_escaping_round_trips_through_html_unescape(hooked):
+def test_escaping_round_trips_through_html_unescape(expanded):
     """An independent oracle for the whole figure block: unescaping it gives back every raw value."""
-    out = hooked("{{ figure: xss-controls }}\n")
+    out = expanded("{{ figure: xss-controls }}\n")
     raw = html.unescape(out)
     for value in (ENTRY["title"], ENTRY["caption"], ENTRY["model"]):
         assert value in raw and value not in out
@@ -229,7 +227,7 @@ def hostile_site(tmp_path_factory):
     config = root / "mkdocs.yml"
     config.write_text(
         "site_name: hostile\ndocs_dir: docs\ntheme: {name: material, font: false}\n"
-        f"hooks: [{paths.REPO / 'explorer/site/hooks.py'}]\n"
+        "markdown_extensions: [explorer.site.shortcodes]\n"
         "extra_css: [assets/stylesheets/figures.css]\n"
         "extra_javascript: [{path: assets/javascripts/explorer/figures.js, type: module}]\n"
     )

@@ -90,7 +90,7 @@ def test_the_site_offers_the_model_switch_and_still_builds_strictly(hub_run, tmp
     shutil.copytree(out, docs / "figures")
     (docs / "index.md").write_text("# T\n\n{{ figure: patching-resid }}\n")
     config = tmp_path / "mkdocs.yml"
-    config.write_text(f"site_name: t\ndocs_dir: docs\nhooks:\n  - {paths.REPO / 'explorer/site/hooks.py'}\n")
+    config.write_text("site_name: t\ndocs_dir: docs\nmarkdown_extensions: [explorer.site.shortcodes]\n")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(tmp_path / "site")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -12,6 +12,7 @@ from explorer.site.weights import page_weights
 
 PAGE_BUDGET = 1_500_000  # bytes of figure spec + data per page
 PUBLISHED = sorted(p.parent.name for p in paths.FIGURES.glob("*/spec.json"))
+SHORTCODES = "markdown_extensions: [explorer.site.shortcodes]\n"  # the site's shortcodes, as mkdocs.yml lists them
 OUTSIDE = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//(?!127\.0\.0\.1|localhost)|url\(\s*["']?(?:https?:)?//|@import\s+["']?(?:https?:)?//""", re.I)
 
 
@@ -57,7 +58,7 @@ def test_unknown_figure_id_fails_the_build_with_page_and_id(tmp_path):
     jsonio.write_json(docs / "figures" / "manifest.json", {"figures": {}})
     (docs / "index.md").write_text("# Title\n\nText.\n\n{{ figure: no-such-figure }}\n")
     config = tmp_path / "mkdocs.yml"
-    config.write_text(f"site_name: t\ndocs_dir: docs\nhooks:\n  - {paths.REPO / 'explorer/site/hooks.py'}\n")
+    config.write_text(f"site_name: t\ndocs_dir: docs\n{SHORTCODES}")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(tmp_path / "site")], capture_output=True, text=True)
     assert result.returncode != 0
     assert "index.md:5: unknown figure id 'no-such-figure'" in result.stderr
@@ -69,7 +70,7 @@ def test_shortcodes_escape_captions_and_quote_claims(tmp_path):
     jsonio.write_json(docs / "figures" / "manifest.json", {"figures": {"fig-a": entry}})
     (docs / "index.md").write_text("# T\n\n{{ figure: fig-a }}\n\nAccuracy {{ claim: fig-a:acc:.1% }}. \\{{ figure: fig-a }}\n")
     config = tmp_path / "mkdocs.yml"
-    config.write_text(f"site_name: t\ndocs_dir: docs\nhooks:\n  - {paths.REPO / 'explorer/site/hooks.py'}\n")
+    config.write_text(f"site_name: t\ndocs_dir: docs\n{SHORTCODES}")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(config), "-d", str(tmp_path / "site")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "site" / "index.html").read_text()
@@ -79,7 +80,7 @@ def test_shortcodes_escape_captions_and_quote_claims(tmp_path):
 
 
 def _tiny_site(tmp_path, page: str, figures: dict | None = None, specs: dict | None = None, extra: str = ""):
-    """A one-page site using the real hook; returns the build's CompletedProcess and the site folder."""
+    """A one-page site using the real shortcode extension; returns the build's CompletedProcess and the site folder."""
     docs = tmp_path / "docs"
     (docs / "figures").mkdir(parents=True, exist_ok=True)
     jsonio.write_json(docs / "figures" / "manifest.json", {"figures": figures or {}})
@@ -87,7 +88,7 @@ def _tiny_site(tmp_path, page: str, figures: dict | None = None, specs: dict | N
         jsonio.write_json(docs / "figures" / fid / "spec.json", spec)
     (docs / "index.md").write_text(page)
     config = tmp_path / "mkdocs.yml"
-    config.write_text(f"site_name: t\ndocs_dir: docs\nhooks:\n  - {paths.REPO / 'explorer/site/hooks.py'}\n{extra}")
+    config.write_text(f"site_name: t\ndocs_dir: docs\n{SHORTCODES}{extra}")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(tmp_path / "site")],
                             capture_output=True, text=True)
     return result, tmp_path / "site"
@@ -188,3 +189,25 @@ def test_a_page_missing_from_nav_fails_the_build(tmp_path):
 
 
 REPO_VALIDATION = "validation:\n  " + (paths.REPO / "mkdocs.yml").read_text().split("\nvalidation:", 1)[1].split("\n  nav:", 1)[1].split("\n")[0].join(["nav:", "\n"])
+
+
+def test_the_extension_finds_its_page_under_plain_markdown(tmp_path):
+    """Outside MkDocs and Zensical nobody tells the extension its page: it finds the one file under
+    docs_dir holding the text, for the figure's links (relative to the page) and the errors."""
+    import markdown
+
+    from explorer.site import shortcodes
+
+    docs = tmp_path / "docs"
+    jsonio.write_json(docs / "figures" / "manifest.json", {"figures": TRY_ENTRY})
+    text = "# T\n\n{{ figure: fig-a }}\n"
+    (docs / "section").mkdir()
+    (docs / "section" / "page.md").write_text(text)
+    (docs / "index.md").write_text("# Home\n")
+    out = markdown.markdown(text, extensions=[shortcodes.makeExtension(docs_dir=str(docs))])
+    assert 'data-base="../../figures/fig-a/"' in out and 'href="../../provenance/#fig-a"' in out
+    with pytest.raises(shortcodes.PluginError, match=r"^section/page.md:3: unknown figure id 'fig-b'"):
+        markdown.markdown(text.replace("fig-a", "fig-b"), extensions=[shortcodes.makeExtension(docs_dir=str(docs), page="section/page.md")])
+    (docs / "other.md").write_text("# Other\n\n{{ figure: fig-a }}\n")  # the line alone no longer names one page
+    with pytest.raises(shortcodes.PluginError, match="cannot tell which page"):
+        markdown.markdown("# Elsewhere\n\n{{ figure: fig-a }}\n", extensions=[shortcodes.makeExtension(docs_dir=str(docs))])

@@ -201,7 +201,7 @@ async function switchModel(record, choice) {
 }
 
 /** The page's numbers from this figure follow the switch: a model-independent claim (data-alt,
- * written by the site hook) shows the chosen model's value; any other is marked as the published
+ * written by the shortcodes) shows the chosen model's value; any other is marked as the published
  * models' own. Text only, never HTML. */
 function switchClaims(record, choice, published) {
   const back = !published || choice.base === published.base;

@@ -1,4 +1,4 @@
-// Predict, then check (the {{ predict }} shortcode, explorer/site/hooks.py): the reader picks a
+// Predict, then check (the {{ predict }} shortcode, explorer/site/shortcodes.py): the reader picks a
 // choice, the measured answer appears beside it. Nothing is stored or sent: the pick lives in the
 // page until the reader leaves it.
 

@@ -1,4 +1,4 @@
-"""MkDocs hook: shortcodes that embed figures and quote their numbers.
+"""Shortcodes that embed figures and quote their numbers: a Python-Markdown extension.
 
 In an article:
     {{ figure: backprop-playground }}      the figure, its caption, model and download links
@@ -16,6 +16,12 @@ In an article:
 An unknown figure id, claim, control or value fails the build with the page, line and id, and so
 does a shortcode left unexpanded (a misspelt name, unbalanced braces). A backslash before the
 braces shows a shortcode as text; code spans and blocks are left alone.
+
+It is listed under `markdown_extensions` in mkdocs.yml, which MkDocs and Zensical both load (an
+MkDocs `hooks:` file runs under MkDocs only). Its preprocessor runs before every other one, on the
+page's Markdown as the author wrote it (front matter removed), so it sees what the hook it replaces
+saw and the rest of the conversion is unchanged. A Markdown extension is not told the page it
+converts; see `_page` for how it finds out (the figures' links are relative to the page).
 """
 
 import html
@@ -24,13 +30,21 @@ import logging
 import os
 import posixpath
 import re
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from mkdocs.exceptions import PluginError
+from markdown import Extension, Markdown
+from markdown.preprocessors import Preprocessor
 
 from explorer import jsonio
+
+try:  # MkDocs reports a PluginError as one line (page, line, id) and aborts the build, no traceback
+    from mkdocs.exceptions import PluginError
+except ImportError:  # pragma: no cover (Zensical alone: any exception fails the page)
+    class PluginError(Exception):
+        pass
 
 DRAFT = os.environ.get("EXPLORER_DRAFT") == "1"  # while figures are being rebuilt: a missing claim shows, not fails
 log = logging.getLogger("mkdocs.plugins.explorer")
@@ -42,19 +56,112 @@ _manifest: dict[str, Any] = {}
 _figures_dir = Path()
 _other_models: dict[str, dict[str, dict[str, Any]]] = {}  # figure id -> {model name: its manifest entry}
 MODELS_DIR = "models"  # explorer/pipeline/build.py: `--model NAME` builds into figures/models/NAME/
+_json_cache: dict[Path, tuple[tuple[int, int], Any]] = {}  # path -> ((mtime_ns, size), its JSON)
+_lock = threading.Lock()  # a generator may convert pages on several threads
 
 
-def on_config(config, **_):
+class ShortcodeExtension(Extension):
+    """`markdown_extensions: [explorer.site.shortcodes]`. Both options are for a Markdown converter
+    that is neither MkDocs nor Zensical (those two say where their docs are and which page it is)."""
+
+    def __init__(self, **kwargs: Any):
+        self.config = {
+            "docs_dir": ["docs", "the docs folder (figures/manifest.json is inside it), relative to the working directory"],
+            "page": ["", "the page converted, relative to docs_dir; by default the one file under docs_dir holding the text"],
+        }
+        super().__init__(**kwargs)
+
+    def extendMarkdown(self, md: Markdown) -> None:
+        # Priority 40: before every preprocessor of Python-Markdown (whitespace at 30, raw HTML at 20)
+        # and of the extensions we use, as the hook ran before the whole conversion.
+        md.preprocessors.register(ShortcodePreprocessor(md, self.getConfigs()), "explorer_shortcodes", 40)
+
+
+def makeExtension(**kwargs: Any) -> ShortcodeExtension:
+    return ShortcodeExtension(**kwargs)
+
+
+class ShortcodePreprocessor(Preprocessor):
+    def __init__(self, md: Markdown, options: dict[str, Any]):
+        super().__init__(md)
+        self.options = options
+
+    def run(self, lines: list[str]) -> list[str]:
+        markdown = "\n".join(lines)
+        docs_dir, src_path, url, links_from_source = _page(self.md, markdown, self.options)
+        with _lock:
+            configure(docs_dir)
+            return expand(markdown, src_path, url, links_from_source).split("\n")
+
+
+def _page(md: Markdown, markdown: str, options: dict[str, Any]) -> tuple[Path, str | None, str | None, bool]:
+    """(docs folder, page's source path relative to it, page's URL, whether the generator rewrites the
+    page's relative links as written from the source file: see `expand`) of the page being converted.
+
+    Neither generator hands its page to an extension, but each registers a processor of its own that
+    holds it before the conversion starts: MkDocs its link rewriter (`relpath`, with the page's File
+    and the config), Zensical its rendering context (`rendering_context`, with the Page and the
+    config). Both are internal; should either change, the fallback below still finds the page, only
+    slower (tests/test_zensical.py checks Zensical's links still come out as MkDocs' do). With
+    neither (plain Markdown), the page is the `page` option or the one file under
+    `docs_dir` that holds this text, or failing that (front matter removed, say) this text's first
+    shortcode line: there is no other way to learn it; its URL assumes directory URLs (both
+    generators' default, and this site's)."""
+    relpath = md.treeprocessors["relpath"] if "relpath" in md.treeprocessors else None
+    file, config = getattr(relpath, "file", None), getattr(relpath, "config", None)
+    if file is not None and config is not None and getattr(file, "url", None) is not None:
+        return Path(config["docs_dir"]), file.src_path, file.url, False
+    context = md.preprocessors["rendering_context"] if "rendering_context" in md.preprocessors else None
+    page, config = getattr(context, "page", None), getattr(context, "config", None)
+    if page is not None and config is not None and getattr(page, "url", None) is not None:
+        return Path(config.get("root_dir") or ".") / config["docs_dir"], page.path, page.url, True
+    docs_dir = Path(options.get("docs_dir") or "docs")
+    src = options.get("page") or _find_page(docs_dir, markdown)
+    return docs_dir, src, (_directory_url(src) if src else None), False
+
+
+def _find_page(docs_dir: Path, markdown: str) -> str | None:
+    """The one Markdown file under docs_dir that holds this text (or its first shortcode's line), or None."""
+    if not SHORTCODE.search(markdown) and not LEFTOVER.search(markdown):
+        return None  # nothing here names the page
+    texts = {p.relative_to(docs_dir).as_posix(): p.read_text(encoding="utf-8") for p in sorted(docs_dir.rglob("*.md"))}
+    found = [src for src, text in texts.items() if markdown.strip() in text]
+    if len(found) != 1:
+        first = next((line for line in markdown.splitlines() if SHORTCODE.search(line) or LEFTOVER.search(line)), None)
+        found = [src for src, text in texts.items() if first and first in text.splitlines()]
+    return found[0] if len(found) == 1 else None
+
+
+def _directory_url(src: str) -> str:
+    """A page's URL with directory URLs: a/b.md -> a/b/, a/index.md and a/README.md -> a/, index.md -> ''."""
+    stem, _, _ = src.rpartition(".")
+    parent, _, name = stem.rpartition("/")
+    if name in ("index", "README"):
+        return f"{parent}/" if parent else ""
+    return f"{stem}/"
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file, parsed again only once it changed (each page asks; `mkdocs serve` outlives a figure build)."""
+    stat = path.stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _json_cache.get(path)
+    if cached is None or cached[0] != key:
+        cached = _json_cache[path] = (key, jsonio.read_json(path))
+    return cached[1]
+
+
+def configure(docs_dir: str | Path) -> None:
+    """Read the manifest of docs_dir/figures and find the figures' other models (the model switch)."""
     global _manifest, _figures_dir, _other_models
-    _figures_dir = Path(config["docs_dir"]) / "figures"
+    _figures_dir = Path(docs_dir) / "figures"
     manifest = _figures_dir / "manifest.json"
-    _manifest = jsonio.read_json(manifest)["figures"] if manifest.exists() else {}
+    _manifest = _read_json(manifest)["figures"] if manifest.exists() else {}
     _other_models = {}
     for path in sorted((_figures_dir / MODELS_DIR).glob("*/manifest.json")):
-        for fid, entry in jsonio.read_json(path)["figures"].items():
+        for fid, entry in _read_json(path)["figures"].items():
             if (path.parent / fid / "spec.json").exists():
                 _other_models.setdefault(fid, {})[path.parent.name] = entry
-    return config
 
 
 def _model_switch(fid: str, entry: dict[str, Any], base: str, root: str) -> str:
@@ -68,8 +175,21 @@ def _model_switch(fid: str, entry: dict[str, Any], base: str, root: str) -> str:
     return f" data-models='{html.escape(json.dumps(choices), quote=True)}'"
 
 
-def on_page_markdown(markdown: str, page, **_) -> str:
-    root = posixpath.relpath("/", "/" + page.url) if page.url else "."
+def expand(markdown: str, src_path: str | None, url: str | None, links_from_source: bool = False) -> str:
+    """The page's Markdown with its shortcodes expanded (call `configure` first). src_path names the
+    page in errors; url (MkDocs' form: '' for the home page, 'a/b/' or 'a/b.html') places it, for the
+    figures' links. Either may be None when the page is unknown: then a figure or the provenance
+    table fails, as its links cannot be written.
+
+    links_from_source: the generator rewrites relative href and src in the page's HTML as if they
+    were written from the source file (Zensical does, raw HTML included: `a/b.md` becomes
+    `a/b/index.html`, so it prefixes `../`); MkDocs leaves raw HTML alone. The figures' links are
+    then written relative to the source file, so both sites end up with the same links."""
+    page_name = src_path or "<page not found under the docs folder>"
+    root = posixpath.relpath("/", posixpath.dirname("/" + url)) if url is not None else None
+    link_root = root
+    if links_from_source and src_path is not None:
+        link_root = posixpath.relpath("/", posixpath.dirname("/" + src_path.replace(os.sep, "/")))
     figures_so_far = [0]
 
     def replace(match: re.Match) -> str:
@@ -77,13 +197,16 @@ def on_page_markdown(markdown: str, page, **_) -> str:
         if escaped:  # \{{ figure: x }} shows the shortcode itself, for pages that document it
             return match.group(0)[1:]
         line = markdown.count("\n", 0, match.start()) + 1
-        where = f"{page.file.src_path}:{line}"
+        where = f"{page_name}:{line}"
+        if kind in ("figure", "provenance") and root is None:
+            raise PluginError(f"{where}: cannot tell which page this is, so not where the site's root is "
+                              "(pass the extension's page option)")
         if kind == "figure":
             entry = _entry(arg, where)
             if entry.get("missing"):
                 return f'<p class="explorer-figure__error">[draft: figure {html.escape(arg)} is not built yet]</p>\n'
             figures_so_far[0] += 1
-            return _figure_html(entry, arg, root, first=figures_so_far[0] == 1)
+            return _figure_html(entry, arg, root, first=figures_so_far[0] == 1, link_root=link_root)
         try:
             if kind == "claim":
                 return _claim(arg, where)
@@ -96,10 +219,10 @@ def on_page_markdown(markdown: str, page, **_) -> str:
                 raise
             log.info("draft: %s", exc)
             return html.escape(arg.rpartition("|")[2].strip()) if kind == "try" else f"[draft: {kind}]"
-        return _provenance_table(root)
+        return _provenance_table(link_root)
 
     text = _outside_code(markdown, SHORTCODE)
-    _reject_leftovers(text, page.file.src_path)
+    _reject_leftovers(text, page_name)
     ranged = _means_without_their_range(text)
     return SHORTCODE.sub(lambda m: replace(m) + (_seed_range(m.group(3), ranged[m.start()]) if m.start() in ranged else ""), text)
 
@@ -110,7 +233,7 @@ UNIT = re.compile(r"(?:^\|[^\n]*\n?)|(?:(?:^(?!\|)[^\n]*\S[^\n]*\n?)+)", re.M)  
 def _means_without_their_range(text: str) -> dict[int, dict[str, Any]]:
     """{position: claims} of each quoted mean over seeds (explorer.ensemble: key, key_min, key_max,
     key_seeds) whose paragraph or table row does not also quote key_min and key_max: the page must
-    show its interval, so the hook adds it after the number."""
+    show its interval, so the extension adds it after the number."""
     found = {}
     for unit in UNIT.finditer(text):
         quotes = [(m, *_claim_key(m)) for m in SHORTCODE.finditer(unit.group(0)) if m.group(2) == "claim" and not m.group(1)]
@@ -179,12 +302,16 @@ def _entry(fid: str, where: str) -> dict[str, Any]:
     return _manifest[fid]
 
 
-def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False) -> str:
+def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False, link_root: str | None = None) -> str:
+    """link_root: the root as the generator wants it in href and src (see `expand`); root by default.
+    The data attributes are read by the page script, relative to the page's address: always root."""
     esc = html.escape
     base = f"{root}/figures/{fid}/"
+    link_root = root if link_root is None else link_root
+    href = f"{link_root}/figures/{fid}/"
     data_files = sorted(p.name for p in (_figures_dir / fid / "data").glob("*.json"))
-    data_links = " ".join(f'<a href="{base}data/{esc(n)}" download>{esc(n)}</a>' for n in data_files)
-    pictures = _preview_html(fid, base, entry["title"], eager=first)
+    data_links = " ".join(f'<a href="{href}data/{esc(n)}" download>{esc(n)}</a>' for n in data_files)
+    pictures = _preview_html(fid, href, entry["title"], eager=first)
     focusable = ' tabindex="0"' if pictures else ""  # a picture comes alive on focus too
     return (
         f'<figure class="explorer-figure" id="fig-{esc(fid)}" data-figure="{esc(fid)}" data-base="{esc(base)}"'
@@ -193,8 +320,8 @@ def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False
         f'{pictures}</div>\n'
         f'<figcaption><strong>{esc(entry["title"])}.</strong> {esc(entry["caption"])}\n'
         f'<span class="explorer-figure__meta">Model: <span class="explorer-figure__model">{esc(entry["model"])}</span> · '
-        f'<a href="{root}/provenance/#{esc(fid)}">provenance</a> · '
-        f'<a href="{base}spec.json" download>spec</a>'
+        f'<a href="{link_root}/provenance/#{esc(fid)}">provenance</a> · '
+        f'<a href="{href}spec.json" download>spec</a>'
         f'{" · data: " + data_links if data_links else ""}</span></figcaption>\n'
         f"</figure>\n"
     )
