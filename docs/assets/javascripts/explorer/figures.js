@@ -386,7 +386,68 @@ function addExportLinks(record) {
     });
     span.appendChild(button);
   });
+  const csv = document.createElement("button");
+  csv.type = "button";
+  csv.className = "explorer-export__button";
+  csv.textContent = "CSV";
+  csv.setAttribute("aria-label", "Download the data of this figure as CSV");
+  csv.addEventListener("click", async () => {
+    const text = tablesToCsv(await figureTables(record));
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+    a.download = `${record.id}.csv`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  });
+  span.append(" · data as ", csv);
   meta.appendChild(span);
+}
+
+/** [name, rows] for every table the figure draws now: the spec's data files, then the lazily
+ * loaded file of the current control values. */
+async function figureTables(record) {
+  const urls = new Set();
+  const visit = (node) => {
+    if (Array.isArray(node)) node.forEach(visit);
+    else if (node && typeof node === "object") {
+      const data = node.data;
+      if (data && typeof data === "object" && typeof data.url === "string") urls.add(data.url); // a view's or a lookup's file
+      Object.entries(node).forEach(([key, value]) => { if (key !== "usermeta") visit(value); });
+    }
+  };
+  visit(record.spec);
+  const tables = [];
+  for (const url of urls) {
+    const rows = await (await fetch(new URL(url, new URL(record.base, document.baseURI)))).json();
+    if (Array.isArray(rows)) tables.push([url.split("/").pop().replace(/\.json$/, ""), rows]);
+  }
+  const payload = record.payload;
+  if (payload && record.meta.source) {
+    for (const name of record.meta.source.datasets) if (Array.isArray(payload[name])) tables.push([name, payload[name]]);
+  }
+  return tables;
+}
+
+function csvCell(value) {
+  if (value === null || value === undefined) return "";
+  let text = typeof value === "object" ? JSON.stringify(value) : String(value);
+  if (typeof value === "string" && /^[=+\-@\t\r]/.test(text)) text = `'${text}`; // never a formula in a spreadsheet
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/** One CSV: a column per field of any row, and a first column naming the table when there are several. */
+export function tablesToCsv(tables) {
+  const fields = [];
+  for (const [, rows] of tables) for (const row of rows) for (const key of Object.keys(row || {})) if (!fields.includes(key)) fields.push(key);
+  const several = tables.length > 1;
+  const lines = [(several ? ["table", ...fields] : fields).map(csvCell).join(",")];
+  for (const [name, rows] of tables) {
+    for (const row of rows) {
+      const cells = fields.map((f) => csvCell(row ? row[f] : ""));
+      lines.push((several ? [csvCell(name), ...cells] : cells).join(","));
+    }
+  }
+  return lines.join("\r\n") + "\r\n";
 }
 
 function showCode(record, code) {
