@@ -114,7 +114,7 @@ T_PAGE = ("tests/test_escaping.py", "tests/test_browser.py::test_text_views_show
           "tests/test_browser.py::test_labels_from_data_are_shown_as_text")
 
 P_HASH, P_BUILD, P_JSON, P_CACHE = "explorer/pipeline/hashing.py", "explorer/pipeline/build.py", "explorer/jsonio.py", "explorer/cache.py"
-P_HOOKS, P_HEADS, P_PROBES, P_IND = "explorer/site/hooks.py", "explorer/techniques/heads.py", "explorer/techniques/probes.py", "explorer/techniques/induction.py"
+P_HOOKS, P_HEADS, P_PROBES, P_IND = "explorer/site/shortcodes.py", "explorer/techniques/heads.py", "explorer/techniques/probes.py", "explorer/techniques/induction.py"
 P_LENS, P_PATCH, P_SAL, P_MLP, P_CHARTS = ("explorer/techniques/lens.py", "explorer/techniques/patching.py", "explorer/techniques/saliency.py",
                                            "explorer/models/mlp.py", "explorer/charts.py")
 P_CONTROLS, P_FIGURES, P_TEXT = JS + "controls.js", JS + "figures.js", JS + "textview.js"
@@ -172,7 +172,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "the figure title is written as HTML", *T_HOOKS),
     _m("hooks-aria-label-unescaped", P_HOOKS, 'aria-label="{esc(entry["title"])}"', 'aria-label="{entry["title"]}"',
        "the title in the chart's aria-label attribute is unescaped (a quote ends the attribute)", *T_HOOKS),
-    _m("hooks-model-unescaped", P_HOOKS, 'Model: {esc(entry["model"])} · ', 'Model: {entry["model"]} · ', "the model name is written as HTML", *T_HOOKS),
+    _m("hooks-model-unescaped", P_HOOKS, '<span class="explorer-figure__model">{esc(entry["model"])}</span>', '<span class="explorer-figure__model">{entry["model"]}</span>', "the model name is written as HTML", *T_HOOKS),
     _m("hooks-data-names-unescaped", P_HOOKS, "download>{esc(n)}</a>' for n in data_files", "download>{n}</a>' for n in data_files",
        "data file names are written as HTML", *T_HOOKS),
     _m("hooks-claim-unescaped", P_HOOKS, "{html.escape(text)}</span>'", "{text}</span>'", "a quoted claim (a string from data) is written as HTML", *T_HOOKS),

@@ -142,7 +142,7 @@ def _trim(block: list[str]) -> list[str]:
 
 
 def _escape(markdown: str) -> str:
-    """Shortcodes quoted in docstrings are shown, not expanded, by the site hook."""
+    """Shortcodes quoted in docstrings are shown, not expanded, by the shortcode extension."""
     return markdown.replace("\\{{", "{{").replace("{{", "\\{{")
 
 

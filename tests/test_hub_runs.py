@@ -19,6 +19,7 @@ from explorer import jsonio, paths
 from explorer.data import ioi as ioi_data
 from explorer.pipeline import build as pipeline
 from explorer.pipeline.registry import discover
+from test_browser import Tab, browser, serve  # noqa: F401 (browser is a fixture)
 
 MODEL_AWARE = sorted(fid for fid, f in discover().items() if f.model_option)
 HUB_MODELS = ("gpt2", "pythia-70m")
@@ -107,3 +108,82 @@ def test_check_leaves_model_runs_alone(hub_run):
     model run's own folder is not a figure `--check` knows."""
     out, _, _ = hub_run
     assert pipeline.check(MODEL_AWARE, out) == []
+
+
+SWITCH_PAGE = """# T
+
+{{ figure: heads-wiki }}
+
+Best: {{ claim: heads-wiki:model_induction_head }} of {{ claim: heads-wiki:model }} at
+{{ claim: heads-wiki:model_induction_max:.2f }}; the flagship's own: {{ claim: heads-wiki:flagship_bytes_2l_induction_max:.2f }}.
+"""
+
+
+@pytest.fixture(scope="module")
+def switch_site(hub_run, tmp_path_factory):
+    """A strict site with the run's figures, a heads-wiki page and claims about its model, served."""
+    out, _, _ = hub_run
+    root = tmp_path_factory.mktemp("switch")
+    docs = root / "docs"
+    shutil.copytree(out, docs / "figures")
+    shutil.copytree(paths.DOCS / "assets", docs / "assets")
+    (docs / "index.md").write_text(SWITCH_PAGE)
+    config = root / "mkdocs.yml"
+    config.write_text(
+        "site_name: t\ndocs_dir: docs\ntheme: {name: material, font: false}\n"
+        "markdown_extensions: [explorer.site.shortcodes]\n"
+        "extra_css: [assets/stylesheets/figures.css]\n"
+        "extra_javascript: [{path: assets/javascripts/explorer/figures.js, type: module}]\n")
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(root / "site")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    server, url = serve(root / "site")
+    yield out, root / "site", url
+    server.shutdown()
+
+
+def _claim_spans(page_html: str) -> dict[str, dict]:
+    spans = {}
+    for chunk in page_html.split('<span class="explorer-claim" data-claim="')[1:]:
+        claim, rest = chunk.split('"', 1)
+        alt = rest.split("data-alt='", 1)[1].split("'", 1)[0] if rest.startswith(" data-alt='") else None
+        spans[html.unescape(claim)] = json.loads(html.unescape(alt)) if alt else {}
+    return spans
+
+
+def test_model_independent_claims_carry_each_runs_value_and_others_do_not(switch_site):
+    out, site, _ = switch_site
+    spans = _claim_spans((site / "index.html").read_text())
+    for model in HUB_MODELS + (ENCODER,):
+        claims = jsonio.read_json(out / "models" / model / "manifest.json")["figures"]["heads-wiki"]["claims"]
+        assert spans["heads-wiki:model"][model] == model == claims["model"]
+        assert spans["heads-wiki:model_induction_head"][model] == claims[f"{model.replace('-', '_')}_induction_head"]
+        assert spans["heads-wiki:model_induction_max"][model] == format(claims["model_induction_max"], ".2f")
+    assert spans["heads-wiki:flagship_bytes_2l_induction_max"] == {}  # names the flagship: never swapped
+
+
+def test_switching_the_model_swaps_the_numbers_of_the_text_and_back(browser, switch_site):  # noqa: F811
+    out, _, url = switch_site
+    claims = jsonio.read_json(out / "models" / "gpt2" / "manifest.json")["figures"]["heads-wiki"]["claims"]
+    tab = Tab(browser, url)
+    try:
+        tab.page.goto(url)
+        tab.wait_for_figures()
+        head = tab.page.locator('.explorer-claim[data-claim="heads-wiki:model_induction_head"]')
+        flagship = tab.page.locator('.explorer-claim[data-claim="heads-wiki:flagship_bytes_2l_induction_max"]')
+        published = head.text_content(), flagship.text_content()
+        select = tab.page.locator("select[id^='explorer-model-heads-wiki']")
+        select.select_option(label="gpt2")
+        tab.wait_for_figures()
+        assert head.text_content() == claims["model_induction_head"]
+        assert "explorer-claim--switched" in head.get_attribute("class")
+        assert tab.page.locator('.explorer-claim[data-claim="heads-wiki:model"]').text_content() == "gpt2"
+        assert flagship.text_content() == published[1] and "explorer-claim--published-only" in flagship.get_attribute("class")
+        assert "gpt2" in tab.page.locator(".explorer-figure__model-note").text_content()
+        tab.page.locator("select[id^='explorer-model-heads-wiki']").select_option(label="the published models")
+        tab.wait_for_figures()
+        assert (head.text_content(), flagship.text_content()) == published
+        assert "--" not in head.get_attribute("class") and "--" not in flagship.get_attribute("class")
+        assert not tab.problems, tab.problems
+    finally:
+        tab.close()

@@ -1,7 +1,7 @@
 """The site under Zensical, Material for MkDocs' successor, which reads mkdocs.yml but runs no MkDocs
 hooks: the shortcodes are a Markdown extension (explorer/site/shortcodes.py) that both generators load.
 
-Installs nothing: skipped unless `zensical` is importable (it is in the test extras). Zensical keeps
+Installs Zensical outside the venv (.bench/zensical) on first use, and skips when it cannot. Zensical keeps
 its cache in the project's `.cache/`, which in this checkout holds the trained models, and its
 `--clean` deletes that folder: so it builds a copy of mkdocs.yml and docs/ in a temporary folder,
 never the checkout itself.
@@ -22,9 +22,26 @@ from explorer import jsonio, paths
 from explorer.site import shortcodes
 from test_site import OUTSIDE
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("zensical") is None,
-                                reason="zensical is not installed (pip install -c constraints.txt zensical); "
-                                       "test_site.py builds the site with MkDocs")
+# Not in the venv: the code corpus is the venv's site-packages (explorer.data.code_corpus), so one more
+# package there changes the flagship's held-out text (tests/test_corpus_pin.py). Zensical and the two
+# packages it adds to ours go into .bench/zensical instead, from the package registry, on first use.
+ZENSICAL = ("zensical==0.0.73", "deepmerge==4.0.0", "tomli==2.5.0")  # 0.1.x needs zensical-ui, not on this registry
+TARGET = paths.REPO / ".bench" / "zensical"
+
+
+@pytest.fixture(scope="module")
+def zensical_env() -> dict[str, str]:
+    """The environment a subprocess imports Zensical in (skips when it cannot be installed)."""
+    if importlib.util.find_spec("zensical") is not None:
+        return dict(os.environ)
+    if not (TARGET / "zensical").is_dir():
+        result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(TARGET), *ZENSICAL],
+                                capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            pytest.skip(f"zensical could not be installed from the package registry: {result.stderr.strip().splitlines()[-1:]}")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TARGET), os.environ.get("PYTHONPATH", "")]))}
+
+
 FIGURE = re.compile(r"^\{\{\s*figure:\s*([\w-]+)\s*\}\}$", re.M)
 CLAIM = re.compile(r"(?<!\\)\{\{\s*claim:\s*([\w-]+):(\w+)(?::([^}\s]*))?\s*\}\}")
 
@@ -45,14 +62,14 @@ def _block(page_html: str, start: str, end: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def zensical_site(tmp_path_factory):
+def zensical_site(tmp_path_factory, zensical_env):
     root = tmp_path_factory.mktemp("zensical")
     shutil.copy(paths.REPO / "mkdocs.yml", root / "mkdocs.yml")
     shutil.copytree(paths.DOCS, root / "docs", ignore=shutil.ignore_patterns(".staging", "*.old", ".*.tmp", ".manifest.lock"))
     draft = os.environ.get("EXPLORER_DRAFT") == "1"  # a missing claim shows instead of failing; strict dropped
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "zensical", "build", "--clean", *([] if draft else ["--strict"])],
-                            cwd=root, capture_output=True, text=True, timeout=600)
+                            cwd=root, capture_output=True, text=True, timeout=600, env=zensical_env)
     seconds = time.perf_counter() - started
     assert result.returncode == 0, result.stdout + result.stderr
     print(f"zensical build: {seconds:.1f} s")
