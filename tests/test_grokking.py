@@ -1,0 +1,82 @@
+"""The grokking model and its Fourier measures (explorer/models/grokking.py), and its long run on a
+tiny modulus: the last-position shortcut is the full causal model, the measures find a planted
+frequency, and a stopped run resumes from its partial save."""
+
+import math
+
+import pytest
+import torch
+
+from explorer.longruns import grokking as run
+from explorer.models import grokking as g
+
+
+def full_causal_logits(model: g.ModularAdditionTransformer, tokens):
+    """Every position computed, with a causal mask, read at the last: the textbook forward pass."""
+    cfg = model.cfg
+    x = model.W_E[tokens] + model.W_pos  # (batch, pos, d)
+    q = torch.einsum("bpd,hde->bhpe", x, model.W_Q)
+    k = torch.einsum("bpd,hde->bhpe", x, model.W_K)
+    v = torch.einsum("bpd,hde->bhpe", x, model.W_V)
+    scores = torch.einsum("bhqe,bhke->bhqk", q, k) / math.sqrt(cfg.d_head)
+    scores = scores.masked_fill(torch.triu(torch.ones(3, 3, dtype=torch.bool), 1), float("-inf"))
+    z = torch.einsum("bhqk,bhke->bhqe", scores.softmax(-1), v)
+    resid = x + torch.einsum("bhqe,hed->bqd", z, model.W_O)
+    resid = resid + torch.relu(resid @ model.W_in + model.b_in) @ model.W_out + model.b_out
+    return (resid @ model.W_U)[:, -1]
+
+
+def test_the_last_position_shortcut_is_the_full_causal_model():
+    torch.manual_seed(0)
+    model = g.ModularAdditionTransformer(g.GrokConfig(p=13, d_model=32, n_heads=4, d_head=8, d_mlp=64))
+    tokens = g.all_pairs(13)
+    assert torch.allclose(model(tokens), full_causal_logits(model, tokens), atol=1e-5)
+    assert (g.labels(tokens, 13) == (tokens[:, 0] + tokens[:, 1]) % 13).all() and (tokens[:, 2] == 13).all()
+
+
+def test_split_is_seeded_and_the_given_share():
+    a, b = g.train_split(113, 0.3, 0), g.train_split(113, 0.3, 1)
+    assert len(a) == int(0.3 * 113 * 113) and torch.equal(a, g.train_split(113, 0.3, 0)) and not torch.equal(a, b)
+
+
+def test_fourier_measures_find_a_planted_frequency():
+    p, k = 13, 4
+    x = torch.arange(p, dtype=torch.float64)
+    W_E = torch.zeros(p + 1, 8, dtype=torch.float64)
+    W_E[:p, 0], W_E[:p, 1] = torch.cos(2 * math.pi * k * x / p), torch.sin(2 * math.pi * k * x / p)
+    W_E[:p, 2] = 0.1 * torch.cos(2 * math.pi * 2 * x / p)  # a weak second one
+    assert g.key_frequencies(W_E, p) == [k]
+    a, b, c = torch.meshgrid(x, x, x, indexing="ij")
+    planted = torch.cos(2 * math.pi * k * (a + b - c) / p).reshape(p * p, p)
+    noise = 0.3 * torch.randn(p * p, p, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    restricted, excluded, share = g.restricted_and_excluded(3 * planted + noise, p, [k])
+    assert 0.9 < share < 1.0
+    target = g.labels(g.all_pairs(p), p)
+    assert g.loss_fn(restricted, target) < g.loss_fn(excluded, target)  # the planted part carries the answer
+    assert torch.allclose(restricted + excluded - (3 * planted + noise).mean(-1, keepdim=True), 3 * planted + noise)
+
+
+TINY = dict(run.CONFIG, p=13, d_model=32, n_heads=4, d_head=8, d_mlp=64, steps=60, log_every=20, measure_every=20, save_every=20,
+            stored=(0, 60), lr=3e-3, seed=0)  # fmt: skip
+
+
+def test_a_tiny_run_learns_its_training_pairs_and_resumes_from_its_partial_save(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "partial_file", lambda config: tmp_path / f"s{config['steps']}.pt")
+    first = run.train(TINY, torch.device("cpu"))
+    history = first.metrics["history"]
+    assert [h["step"] for h in history] == [0, 20, 40, 60]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert sorted(first.checkpoints) == [0, 60] and first.metrics["resumed_at"] == 0
+    assert [m["step"] for m in first.metrics["fourier"]] == [0, 20, 40, 60]
+    again = run.train(TINY, torch.device("cpu"))  # the partial save of step 60: nothing left to train
+    assert again.metrics["resumed_at"] == 61
+    assert all(torch.equal(again.weights[k], first.weights[k]) for k in first.weights)
+
+
+def test_three_seeds_of_the_published_setup_are_registered():
+    from explorer import artifacts
+
+    runs = artifacts.runs()
+    for seed in run.SEEDS:
+        config = runs[f"grok-113-s{seed}"].config
+        assert (config["p"], config["fraction"], config["weight_decay"], config["lr"], tuple(config["betas"])) == (113, 0.3, 1.0, 1e-3, (0.9, 0.98))
