@@ -8,9 +8,14 @@ BUNDLE  := docs/assets/vendor/vega-bundle.js
 CHROMIUM ?= /usr/bin/chromium
 SCALE   ?= full
 export NO_MKDOCS_2_WARNING := 1  # mkdocs-material prints an end-of-life banner on every build
+TOOLS   := .tools
+TOOLS_STAMP := $(TOOLS)/.installed
+# Tools outside the venv (the code corpus is the venv's site-packages): mkdocs-jupyter for the notebook pages,
+# nbclient and ipykernel to execute the notebooks; put on the path only of the commands that need them.
+TOOLS_ENV := PYTHONPATH=$(CURDIR)/$(TOOLS) JUPYTER_PATH=$(CURDIR)/$(TOOLS)/share/jupyter
 ARGS    := $(if $(FORCE),--force) $(if $(MODEL),--model $(MODEL)) $(if $(ONLY),--only $(ONLY)) --scale $(SCALE)
 
-.PHONY: setup figures check models serve site test bench browser clean
+.PHONY: setup tools kernel figures check models serve site test bench browser clean
 
 setup: $(STAMP) $(BUNDLE)
 
@@ -22,6 +27,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 $(BUNDLE): $(STAMP)
 	$(PYTHON) -m explorer vendor
+
+tools: $(TOOLS_STAMP)  ## mkdocs-jupyter, jupytext, nbclient, ipykernel into .tools (pinned by tools-constraints.txt)
+
+$(TOOLS_STAMP): tools-constraints.txt $(STAMP)
+	rm -rf $(TOOLS)
+	$(PYTHON) -m pip install --quiet --no-deps --target $(TOOLS) -r tools-constraints.txt
+	touch $@
+
+kernel: setup tools  ## register the Jupyter kernel the notebooks ask for: .venv's python, ipykernel from .tools
+	$(TOOLS_ENV) $(PYTHON) -m ipykernel install --user --name inside-the-network --display-name "Inside the Network (.venv)" \
+		--env PYTHONPATH $(CURDIR)/$(TOOLS)
 
 browser:  # Debian's Chromium drives the browser tests (Playwright cannot download its own here)
 	@test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
@@ -35,17 +51,17 @@ check: setup  ## list published figures that are stale against their producers
 models: setup  ## retrain a long run into models/NAME/ (NAME=...; without NAME: list them and their state)
 	$(PYTHON) -m explorer models $(NAME)
 
-serve: figures  ## bring figures up to date and serve the site on http://127.0.0.1:8000
-	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+serve: figures tools  ## bring figures up to date and serve the site on http://127.0.0.1:8000
+	$(TOOLS_ENV) $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
-site: figures  ## build the static site into site/
-	$(VENV)/bin/mkdocs build --strict
+site: figures tools  ## build the static site into site/
+	$(TOOLS_ENV) $(VENV)/bin/mkdocs build --strict
 
-test: setup browser  ## the whole test suite (what CI runs)
+test: setup tools browser  ## the whole test suite (what CI runs)
 	$(PYTHON) -m pytest -q
 
-bench: setup browser  ## print performance numbers (not asserted)
-	$(PYTHON) -m explorer bench
+bench: setup tools browser  ## print performance numbers (not asserted)
+	$(TOOLS_ENV) $(PYTHON) -m explorer bench
 
 clean:
 	rm -rf site .cache/smoke-figures .pytest_cache

@@ -1,6 +1,7 @@
 """Shared fixtures: figures built at smoke scale, once per test session, article by article."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,15 +58,33 @@ def smoke_claims(smoke: SmokeBuild):
     return smoke.claims
 
 
+TOOLS = paths.REPO / ".tools"  # what `make tools` installs outside the venv (tools-constraints.txt)
+
+
+def tools_env() -> dict[str, str]:
+    """The environment of a subprocess that needs the tools outside the venv: mkdocs-jupyter for the
+    notebook pages, nbclient and ipykernel to run the notebooks. Installs them (as `make tools` does)
+    when they are missing; never into the venv, whose site-packages are the code corpus."""
+    if not (TOOLS / ".installed").exists():
+        shutil.rmtree(TOOLS, ignore_errors=True)
+        result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(TOOLS),
+                                 "-r", str(paths.REPO / "tools-constraints.txt")], capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, f"`make tools` failed: {result.stderr.strip().splitlines()[-3:]}"
+        (TOOLS / ".installed").touch()
+    path = os.pathsep.join(filter(None, [str(TOOLS), os.environ.get("PYTHONPATH", "")]))
+    return {**os.environ, "PYTHONPATH": path, "JUPYTER_PATH": str(TOOLS / "share" / "jupyter")}
+
+
 def build_site(destination: Path, config: Path | None = None) -> Path:
-    """`mkdocs build --strict` into `destination` (the repo's own site unless `config` is given)."""
+    """`mkdocs build --strict` into `destination` (the repo's own site unless `config` is given),
+    with the tools of `make tools` on the path (the site's mkdocs.yml renders the notebooks)."""
     # not -q: it hides the warnings strict counts; EXPLORER_DRAFT=1 (local work while figures are
     # being rebuilt) shows missing claims instead of failing, and drops strict
     strict = ["--no-strict"] if os.environ.get("EXPLORER_DRAFT") == "1" else ["--strict"]
     command = [sys.executable, "-m", "mkdocs", "build", *strict, "-d", str(destination)]
     if config is not None:
         command += ["-f", str(config)]
-    result = subprocess.run(command, cwd=paths.REPO, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=paths.REPO, capture_output=True, text=True, env=tools_env())
     assert result.returncode == 0, result.stderr
     return destination
 

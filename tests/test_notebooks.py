@@ -1,0 +1,87 @@
+"""The companion notebooks (docs/<section>/<article>.notebook.py): every article with a producer has
+one and links to it, each redraws a figure of its own article, and each runs from top to bottom.
+
+The notebooks run in fresh kernels (the venv's Python, ipykernel from .tools), two at a time, through
+`python -m explorer.notebook`. Their figures build at smoke scale into .cache/smoke-figures/, where
+the article tests' SmokeBuild finds them (and the other way round), so a notebook costs little more
+than its kernel and imports.
+"""
+
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import tools_env
+from explorer import paths
+from explorer.pipeline.index import scan
+
+SUFFIX = ".notebook.py"
+NOTEBOOKS = sorted(paths.DOCS.glob(f"*/*{SUFFIX}"))
+AT_ONCE = 2  # the test machine has two cores
+FIGURE_CALL = re.compile(r"""notebook\.figure\(\s*["']([a-z0-9-]+)["']""")
+
+
+def articles_with_producers() -> list[Path]:
+    """docs/<section>/<article>.md that embeds a figure and has build_figures/<article>.py."""
+    return [md for md in sorted(paths.DOCS.glob("*/*.md"))
+            if "{{ figure:" in md.read_text() and (paths.BUILD_FIGURES / f"{md.stem}.py").exists()]
+
+
+def notebook_of(article: Path) -> Path:
+    return article.with_name(article.stem + SUFFIX)
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 3
+
+
+@pytest.mark.parametrize("article", articles_with_producers(), ids=lambda p: p.relative_to(paths.DOCS).as_posix())
+def test_every_article_with_a_producer_has_a_notebook_and_links_to_it(article):
+    notebook = notebook_of(article)
+    assert notebook.exists(), f"{paths.display(article)} has a producer but no notebook {paths.display(notebook)} (see Contributing -> Writing an article)"
+    assert re.search(rf"\[Run this yourself\]\({re.escape(notebook.name)}\)", article.read_text()), \
+        f"{paths.display(article)} does not link to its notebook: [Run this yourself]({notebook.name})"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.relative_to(paths.DOCS).as_posix())
+def test_each_notebook_redraws_a_figure_of_its_own_article(notebook):
+    stem = notebook.name.removesuffix(SUFFIX)
+    assert notebook.with_name(stem + ".md").exists(), f"{paths.display(notebook)} has no article beside it"
+    figures = scan().figures
+    called = FIGURE_CALL.findall(notebook.read_text())
+    assert called, f"{paths.display(notebook)} draws no figure with notebook.figure(...)"
+    for fid in called:
+        assert fid in figures and figures[fid].article == stem, f"{paths.display(notebook)}: {fid!r} is not a figure of build_figures/{stem}.py"
+    text = notebook.read_text()
+    assert text.startswith("# ---\n# jupyter:\n") and "# %% [markdown]\n# # " in text, "a jupytext percent script with a title"
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory) -> dict[Path, tuple[int, str, float]]:
+    """Every notebook run in its own kernel, AT_ONCE at a time: path -> (exit status, output, seconds)."""
+    out = tmp_path_factory.mktemp("notebooks")
+    env = tools_env()
+
+    def run(notebook: Path) -> tuple[int, str, float]:
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "explorer.notebook", str(notebook), "--out", str(out)],
+                                cwd=paths.REPO, capture_output=True, text=True, env=env, timeout=900)
+        return result.returncode, result.stdout + result.stderr, time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        results = dict(zip(NOTEBOOKS, pool.map(run, NOTEBOOKS)))
+    print(f"\n{len(NOTEBOOKS)} notebooks ran in {time.perf_counter() - started:.0f} s, {AT_ONCE} at a time: "
+          + ", ".join(f"{p.name.removesuffix(SUFFIX)} {s:.0f} s" for p, (_, _, s) in results.items()))
+    return results
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.relative_to(paths.DOCS).as_posix())
+def test_notebook_runs_without_an_error(executed, notebook):
+    status, output, _ = executed[notebook]
+    assert status == 0, output[-4000:]
