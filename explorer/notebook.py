@@ -27,17 +27,22 @@ the site's light palette, since a notebook has no page stylesheet to read them f
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import inspect
 import itertools
 import json
 import os
 import re
+import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from explorer import jsonio, paths
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto in a kernel without ipywidgets: text bars
 
 STYLESHEET = paths.DOCS / "assets" / "stylesheets" / "figures.css"
 BUNDLE = paths.VENDOR / "vega-bundle.js"
@@ -269,6 +274,23 @@ class Figure:
         return caption + self.chart().html()
 
 
+@contextlib.contextmanager
+def _from_checkout():
+    """Run as `make figures` does, from the checkout with it on sys.path: a producer that hands work to
+    worker processes (joblib) has them import build_figures.<article> by name, from there."""
+    before, root = os.getcwd(), str(paths.REPO)
+    added = root not in sys.path
+    if added:
+        sys.path.insert(0, root)
+    os.chdir(root)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+        if added and root in sys.path:
+            sys.path.remove(root)
+
+
 def figure(figure_id: str, scale: str = "smoke", force: bool = False) -> Figure:
     """Build one figure through explorer.pipeline (the producer gets a FigureContext at `scale`) into
     the scale's own folder, `.cache/smoke-figures/` for smoke, and read it back. A figure already up
@@ -276,7 +298,8 @@ def figure(figure_id: str, scale: str = "smoke", force: bool = False) -> Figure:
     from explorer.pipeline import build as pipeline
 
     out = pipeline.default_out(scale)
-    [outcome] = [o for o in pipeline.build([figure_id], scale=scale, out=out, force=force, progress=False) if o.id == figure_id]
+    with _from_checkout():
+        [outcome] = [o for o in pipeline.build([figure_id], scale=scale, out=out, force=force, progress=False) if o.id == figure_id]
     if outcome.status not in ("built", "fresh"):
         raise NotebookError(f"{figure_id}: {outcome.status}: {outcome.message}")
     entry = pipeline.read_manifest(out)[figure_id]
@@ -328,7 +351,6 @@ TOOLS = paths.REPO / ".tools"
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import sys
     import time
 
     parser = argparse.ArgumentParser(prog="python -m explorer.notebook", description=execute.__doc__.split("\n\n")[0])

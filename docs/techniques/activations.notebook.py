@@ -1,0 +1,75 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Inside the Network (.venv)
+#     language: python
+#     name: inside-the-network
+# ---
+
+# %% [markdown]
+# # Notebook: activations
+#
+# This notebook goes with the article *Activations* (`docs/techniques/activations.md`). It trains the
+# digits MLP for a moment, reads the activations of its first hidden layer with forward hooks, and
+# then rebuilds the article's histograms of four training regimes at smoke scale.
+#
+# Run it from the checkout with the project's environment (`make kernel` registers a Jupyter
+# kernel on `.venv`'s Python); every cell runs offline, on a CPU, in seconds to a minute.
+
+# %%
+from explorer import notebook
+
+# %% [markdown]
+# ## A digits MLP, trained here
+#
+# `train_digits` trains the article's MLP (64 pixels in, hidden layers of 64 and 32 units, 10
+# classes out) on scikit-learn's 8x8 digits, and caches the result in `.cache/` by its arguments:
+# a second call returns at once. A short run is enough to see it learn.
+
+# %%
+import torch
+
+from explorer.models.digits import load_digits_split, train_digits
+
+split = load_digits_split()
+run = train_digits("mlp", "healthy", steps=150, seed=0, checkpoints=[150])
+with torch.no_grad():
+    predicted = run.model(torch.from_numpy(split.x_val)).argmax(-1).numpy()
+print(f"validation accuracy after 150 steps: {(predicted == split.y_val).mean():.3f} (chance 0.1)")
+
+# %% [markdown]
+# ## Reading activations with hooks
+#
+# `hidden_activations` registers a forward hook on every activation layer and returns, for each, the
+# pre-activation and the activation. With ReLU, a unit that is off reads exactly zero.
+
+# %%
+from explorer.models.digits import hidden_activations
+
+acts = hidden_activations(run.model, torch.from_numpy(split.x_val))
+for layer, (pre, post) in acts.items():
+    print(layer, tuple(post.shape), f"share exactly zero: {(post == 0).float().mean():.2f}")
+
+# %% [markdown]
+# ## The figure, rebuilt
+#
+# `notebook.figure` runs the article's producer (`build_figures/activations.py`) through the figure
+# pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
+# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+
+# %%
+fig = notebook.figure("activations-histograms")
+fig
+
+# %% [markdown]
+# The claims are the numbers the article quotes, as this smoke run measured them. They are
+# smaller runs than the published ones, so expect other values with the same direction.
+
+# %%
+{key: value for key, value in sorted(fig.claims.items()) if not isinstance(value, (list, dict))}
+
+# %% [markdown]
+# To read the experiment itself, print its producer: `print(notebook.source("activations-histograms"))`. Passing
+# `scale="full"` to `notebook.figure` reruns it at the published scale, which takes much longer.
