@@ -30,7 +30,7 @@ $(BUNDLE): $(STAMP)
 
 tools: $(TOOLS_STAMP)  ## mkdocs-jupyter, jupytext, nbclient, ipykernel into .tools (pinned by tools-constraints.txt)
 
-$(TOOLS_STAMP): tools-constraints.txt $(STAMP)
+$(TOOLS_STAMP): tools-constraints.txt | $(STAMP)  # the venv only has to exist: its pip installs them
 	rm -rf $(TOOLS)
 	$(PYTHON) -m pip install --quiet --no-deps --target $(TOOLS) -r tools-constraints.txt
 	touch $@
