@@ -39,15 +39,15 @@ MODELS = ("flagship", "minilm")
 MODEL_LABELS = {"flagship": "the flagship (bytes), after block 0", "minilm": "MiniLM, after block 2"}
 HOOKS = {"flagship": "blocks.0.hook_resid_post", "minilm": "blocks.2.hook_resid_post"}
 STOP_AT = {"flagship": None, "minilm": 3}  # MiniLM's forward pass stops after the hooked block
-ROWS = {"smoke": 200, "full": 1000}  # rows of 256 held-out bytes the flagship reads
-MINILM_ROWS = {"smoke": 128, "full": 800}  # the first of them, as text, for MiniLM
+ROWS = {"smoke": 200, "full": 800}  # rows of 256 held-out bytes the flagship reads
+MINILM_ROWS = {"smoke": 128, "full": 640}  # the first of them, as text, for MiniLM
 EVAL_EVERY = 5  # every fifth row (MiniLM: every fifth batch of rows) is held out from SAE training
 MINILM_BATCH = 32
 RECIPES = {
-    "flagship": dict(n_latents=512, l1=2.0, batch=1024, lr=3e-3),
-    "minilm": dict(n_latents=768, l1=2.0, batch=512, lr=3e-3),
+    "flagship": dict(n_latents=512, l1=2.0, batch=512, lr=3e-3),
+    "minilm": dict(n_latents=768, l1=2.0, batch=256, lr=3e-3),
 }
-STEPS = {"flagship": {"smoke": 300, "full": 1200}, "minilm": {"smoke": 300, "full": 1000}}
+STEPS = {"flagship": {"smoke": 300, "full": 1000}, "minilm": {"smoke": 300, "full": 800}}
 TOP = 20  # top-activating tokens per latent for the distinct-token count
 DASH_TOP = 8  # top contexts shown per feature
 QUANTILES = (("p90+", 0.9, 1.0), ("p50-90", 0.5, 0.9), ("p0-50", 0.0, 0.5))  # quantile bands of a latent's nonzero activations
@@ -643,16 +643,16 @@ def dashboard_chart(model: str, frame: pd.DataFrame, labels: list[str], default:
     tips = [alt.Tooltip("f:Q", title="latent"), alt.Tooltip("d:Q", title="fires on (share of tokens)", format=".3%"),
             alt.Tooltip("u:Q", title=f"distinct tokens in its top {TOP}"), alt.Tooltip("t:N", title="top token")]
     name = base.mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
-        y=y, x=alt.value(3), text="name:N", tooltip=tips).properties(width=70, height=alt.Step(14), title="latent")
+        y=y, x=alt.value(3), text="name:N", tooltip=tips).properties(width=56, height=alt.Step(14), title="latent")
     bar = base.transform_calculate(ld="log(datum.d) / LN10").mark_bar(color=charts.SERIES[0]).encode(
         y=y, x=alt.X("ld:Q", title="fires on (log)", scale=alt.Scale(domain=[-5, 0]),
                      axis=alt.Axis(values=[-4, -2, 0], labelExpr="format(pow(10, datum.value), '~%')")),
-        x2=alt.X2(datum=-5), tooltip=tips).properties(width=90, height=alt.Step(14), title="density")
+        x2=alt.X2(datum=-5), tooltip=tips).properties(width=72, height=alt.Step(14), title="density")
     distinct = base.mark_text(align="right", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
-        y=y, x=alt.value(27), text="u:Q", tooltip=tips).properties(width=30, height=alt.Step(14), title="distinct")
-    top = base.mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.INK, limit=64).encode(
-        y=y, x=alt.value(3), text="t:N", tooltip=tips).properties(width=70, height=alt.Step(14), title="top token")
-    feature_list = alt.hconcat(name, bar, distinct, top, spacing=4)
+        y=y, x=alt.value(22), text="u:Q", tooltip=tips).properties(width=26, height=alt.Step(14), title="distinct")
+    top = base.mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.INK, limit=54).encode(
+        y=y, x=alt.value(3), text="t:N", tooltip=tips).properties(width=60, height=alt.Step(14), title="top token")
+    feature_list = alt.hconcat(name, bar, distinct, top, spacing=3)
 
     hist = alt.Chart(alt.NamedData("hist")).mark_bar(color=charts.SERIES[0]).encode(
         x=alt.X("x0:Q", title="activation (nonzero, held-out tokens)", bin="binned"), x2="x1:Q",
@@ -662,7 +662,7 @@ def dashboard_chart(model: str, frame: pd.DataFrame, labels: list[str], default:
     kinds = ("raises", "lowers") if model == "flagship" else ("nearest", "most opposite")
     effect_title = ("direct logit effect" if model == "flagship" else "cosine with the input embedding")
     logits = alt.Chart(alt.NamedData("logits")).mark_bar().encode(
-        y=alt.Y("label:N", title=None, sort=alt.EncodingSortField("order")),
+        y=alt.Y("label:N", title=None, sort=alt.EncodingSortField("order"), axis=alt.Axis(labelLimit=100)),  # fits a phone
         x=alt.X("v:Q", title=effect_title),
         color=alt.Color("k:N", scale=charts.series_scale(list(kinds), [charts.POS, charts.NEG]), title=None,
                         legend=alt.Legend(orient="bottom", labelFontSize=charts.LABEL_SIZE)),
@@ -670,7 +670,7 @@ def dashboard_chart(model: str, frame: pd.DataFrame, labels: list[str], default:
                  alt.Tooltip("v:Q", format=".3f", title=effect_title)],
     ).transform_calculate(order=f"(datum.k == '{kinds[0]}' ? 0 : 100) + datum.r",
                           label="(datum.k == '" + kinds[0] + "' ? '+' : '−') + (datum.r + 1) + ' ' + datum.t").properties(
-        width=170, height=alt.Step(11),
+        width=150, height=alt.Step(11),
         title="Bytes it pushes up and down" if model == "flagship" else "Nearest vocabulary embeddings")
     chart = alt.hconcat(feature_list, alt.vconcat(hist, spacing=10), logits, spacing=24)
     view = charts.text_view(

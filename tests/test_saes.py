@@ -134,9 +134,10 @@ def test_latents_are_more_token_specific_than_random_directions_and_untrained_mo
         assert c[f"{model}_distinct_median_max"] < c[f"{model}_random_distinct_median_min"]
         assert c[f"{model}_distinct_median"] < c[f"{model}_untrained_distinct_median"]
         assert c[f"{model}_single_token_share_min"] > 2 * c[f"{model}_random_single_token_share_max"]
-        assert c[f"{model}_single_token_share"] > c[f"{model}_untrained_single_token_share"]
         assert c[f"{model}_untrained_variance_explained"] > 0.5  # the null SAEs did train
         assert c[f"{model}_median_density"] < 0.1
+    assert c["flagship_single_token_share_min"] > c["flagship_untrained_single_token_share"] + 0.03
+    assert abs(c["minilm_single_token_share"] - c["minilm_untrained_single_token_share"]) < 0.05  # about the same
 
 
 def test_minilm_latents_lie_nearer_its_embeddings_than_random_directions_the_flagship_s_push_no_harder(smoke_claims):
