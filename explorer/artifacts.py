@@ -68,7 +68,6 @@ class LongRun:
     train: Callable[[dict[str, Any], Any], Trained]  # (config, device) -> Trained
     code: tuple[Any, ...] = ()  # entry points whose local-import closures are hashed (default: train's file)
     description: str = ""
-    pending: bool = False  # declared, with its training code tested, but not trained yet: no figure may load it
 
     def code_files(self) -> tuple[Path, ...]:
         from explorer import cache
@@ -90,17 +89,15 @@ _RUNS: dict[str, LongRun] = {}
 _discovered = False
 
 
-def long_run(name: str, *, config: Mapping[str, Any], code: Iterable[Any] = (), description: str = "", pending: bool = False) -> Callable:
+def long_run(name: str, *, config: Mapping[str, Any], code: Iterable[Any] = (), description: str = "") -> Callable:
     """Register the decorated function `train(config, device) -> Trained` as long run `name`.
 
     `code`: the entry points of the training code (modules, functions or paths) whose import
-    closures key the artifact; by default the file that defines the function. `pending`: the run
-    is declared but nobody has trained it yet (it takes longer than a session had); the tests then
-    accept that models/ lacks it, and `make models` lists it as pending.
+    closures key the artifact; by default the file that defines the function.
     """
 
     def decorate(fn: Callable) -> Callable:
-        register(LongRun(name, dict(config), fn, tuple(code), description or (fn.__doc__ or "").strip().split("\n")[0], pending))
+        register(LongRun(name, dict(config), fn, tuple(code), description or (fn.__doc__ or "").strip().split("\n")[0]))
         return fn
 
     return decorate
@@ -313,9 +310,6 @@ def status() -> dict[str, str]:
     for name in sorted(set(known) | set(stored())):
         if name not in known:
             result[name] = f"stored in {paths.display(folder(name))} but no long run of that name is registered"
-            continue
-        if known[name].pending and name not in stored():
-            result[name] = f"pending: declared, not trained yet (make models NAME={name})"
             continue
         problems = verify(name)
         result[name] = "ok" if not problems else "; ".join(problems)
