@@ -4,8 +4,6 @@ import json
 import textwrap
 from pathlib import Path
 
-import sys
-
 import pytest
 import torch
 
@@ -131,11 +129,16 @@ def test_the_budget_refuses_an_artifact_that_does_not_fit(toy_run, monkeypatch):
     assert not (paths.MODELS / "toy-run").exists()
 
 
+# Long runs declared and tested but not trained yet: a grokking seed takes about 45 minutes on a
+# loaded core here, more than a session had spare (explorer/longruns/grokking.py). Kept here, not in
+# the run's module, because that module is part of the runs' code hash. Remove a name once stored.
+PENDING = {"grok-113-s0", "grok-113-s1", "grok-113-s2"}
+
+
 def test_every_stored_artifact_matches_its_registered_config_and_code():
     """The repository's own models/: whatever is stored must be current, and every long run stored."""
     registered, stored = artifacts.runs(), artifacts.stored()
-    pending = {name for run in registered.values() for name in getattr(sys.modules.get(run.train.__module__), "PENDING", ())}
-    expected = sorted(name for name in registered if name not in pending or name in stored)  # a module's PENDING: not trained yet
+    expected = sorted(name for name in registered if name not in PENDING or name in stored)
     assert expected == stored, "every long run needs its artifact in models/ (make models NAME=...), and every artifact a long run"
     for name in stored:
         assert artifacts.verify(name) == [], name

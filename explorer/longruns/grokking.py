@@ -109,11 +109,6 @@ def train(config: dict, device) -> artifacts.Trained:
                                       "train_seconds": round(time.perf_counter() - started, 1), "resumed_at": start})
 
 
-# Seeds models/ may lack (tests/test_artifacts.py reads this): a seed takes about 45 minutes on a
-# loaded core here, more than a session had spare; a stored one is verified like any other. This
-# file is part of the runs' code hash, so a stored seed goes stale if it changes: leave it be.
-PENDING = ("grok-113-s1", "grok-113-s2")
-
 for _seed in SEEDS:
     artifacts.long_run(f"grok-113-s{_seed}", config=dict(CONFIG, seed=_seed),
                        description=f"one-layer transformer grokking (a + b) mod 113, seed {_seed}")(train)  # fmt: skip
