@@ -36,6 +36,17 @@ def test_the_hook_adds_the_vector_at_every_position_and_zero_changes_nothing():
     assert not torch.equal(st.logits_with(model, tokens, [st.add_hook("blocks.0.hook_resid_pre", v)]), plain)
 
 
+def test_generation_is_greedy_or_seeded():
+    model = tiny_models.tiny()
+    prompts = torch.randint(0, 50, (4, 6), generator=torch.Generator().manual_seed(0))
+    greedy = st.generate(model, prompts, 5)
+    first = st.logits_with(model, prompts)[:, -1].argmax(-1)
+    torch.testing.assert_close(greedy[:, 0], first)
+    a, b = st.generate(model, prompts, 8, seed=3), st.generate(model, prompts, 8, seed=3)
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, st.generate(model, prompts, 8, seed=4)) and a.shape == (4, 8)
+
+
 def test_kl_and_next_token_probability_match_torch():
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(2, 5, 7, generator=g), torch.randn(2, 5, 7, generator=g)
