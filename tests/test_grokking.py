@@ -80,3 +80,25 @@ def test_three_seeds_of_the_published_setup_are_registered():
     for seed in run.SEEDS:
         config = runs[f"grok-113-s{seed}"].config
         assert (config["p"], config["fraction"], config["weight_decay"], config["lr"], tuple(config["betas"])) == (113, 0.3, 1.0, 1e-3, (0.9, 0.98))
+
+
+# --- the page's claims, on the stored run (the figures read stored data: smoke tells the full story) ---
+
+stored = pytest.mark.skipif(not (run.paths.MODELS / "grok-113-s0" / "provenance.json").exists(), reason="grok-113-s0 is not trained yet (pending)")
+
+
+@stored
+def test_the_run_memorises_first_and_generalises_later(smoke_claims):
+    claims = smoke_claims("grokking-curves")
+    assert claims["memorised_step"] < claims["generalised_step"]
+    assert claims["test_acc_when_memorised"] < 5 * claims["chance_acc"] < 0.99 < claims["final_test_acc"]
+    assert claims["weight_norm_final"] < claims["weight_norm_when_memorised"]
+    assert claims["final_restricted_loss"] < claims["final_excluded_loss"]
+
+
+@stored
+def test_the_embedding_and_the_logits_settle_on_the_key_frequencies(smoke_claims):
+    claims = smoke_claims("grokking-fourier")
+    assert claims["key_norm_share_final"] > max(claims["key_norm_share_start"], claims["key_norm_share_uniform"]) * 3
+    assert claims["logit_key_share_final"] > 10 * claims["logit_key_share_start"]
+    assert 1 <= claims["key_frequency_count"] <= 10
