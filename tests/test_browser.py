@@ -43,16 +43,8 @@ def figure_page_paths() -> list[str]:
 FIGURE_PAGES = figure_page_paths()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
+# The `browser` and `site_url` fixtures live in conftest.py: one Chromium and one server for every
+# test module (Playwright's sync API cannot start a second instance while one runs).
 
 
 def serve(root: Path):
@@ -66,12 +58,6 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-
-@pytest.fixture(scope="session")
-def site_url(built_site):
-    server, url = serve(built_site)
-    yield url
-    server.shutdown()
 
 
 class Tab:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from explorer import paths
-from test_browser import Tab, browser, site_url  # noqa: F401 (fixtures)
+from test_browser import Tab
 
 pytestmark = pytest.mark.browser
 

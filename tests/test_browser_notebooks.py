@@ -10,7 +10,7 @@ from urllib.parse import urljoin
 import pytest
 
 from explorer import notebook, paths
-from test_browser import Tab, browser, site_url  # noqa: F401 (fixtures)
+from test_browser import Tab
 
 pytestmark = pytest.mark.browser
 SUFFIX = ".notebook.py"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from test_browser import Tab, browser, site_url  # noqa: F401 (fixtures)
+from test_browser import Tab
 
 pytestmark = pytest.mark.browser
 ARTICLE = "interpretability/attention_heads/"

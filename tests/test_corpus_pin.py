@@ -1,27 +1,32 @@
 """The code corpus is this environment's standard library and site-packages (explorer.data.code_corpus),
 so installing one more package into the venv changes the held-out text every flagship figure reads
-and the text the zoo trains on. The flagship's weights record the corpus they were trained and
-evaluated on; a clean checkout must rebuild exactly that corpus, or its published numbers drift."""
+and the text the zoo trains on. tests/corpus_pin.json records the corpus the published figures were
+built on: the held-out bytes and the names of every file. (Not code_corpus.fingerprint(), which the
+flagship's provenance records: it counts the size of the editable install's finder file, which
+holds the checkout's path, so it changes with the folder a clone lives in.)"""
 
+import hashlib
 import json
-
-import pytest
 
 from explorer import paths
 from explorer.data import code_corpus
 
-RUNS = sorted(p for p in (paths.REPO / "models").glob("flagship-*/provenance.json"))
+PIN = json.loads((paths.REPO / "tests" / "corpus_pin.json").read_text())
+FIX = ("a package was added to or removed from the venv (pyproject.toml, constraints.txt, or a `pip install`): install "
+       "tools that are not the project's dependencies outside the venv (pip install --target, like .tools and .bench/zensical)")
 
 
-@pytest.mark.parametrize("provenance", RUNS, ids=[p.parent.name for p in RUNS])
-def test_this_environment_builds_the_corpus_the_flagship_was_trained_on(provenance):
-    recorded = json.loads(provenance.read_text())["metrics"]["corpus_fingerprint"]
-    assert code_corpus.fingerprint() == recorded, (
-        f"{provenance.parent.name}: the code corpus of this environment ({code_corpus.fingerprint()}) is not the one "
-        f"its weights were trained on ({recorded}): a package was added to or removed from the venv (pyproject.toml, "
-        "constraints.txt, or a `pip install`), which changes the held-out text of every flagship figure; install "
-        "tools that are not the project's dependencies outside the venv (pip install --target, a second venv)")
+def _names() -> list[str]:
+    return [f.name for f in code_corpus.source_files() if not f.name.startswith("site-packages/__editable__")]
 
 
-def test_there_are_flagship_runs_to_check():
-    assert len(RUNS) >= 3
+def test_the_held_out_text_is_the_one_the_figures_were_built_on():
+    held = code_corpus.corpus_bytes("heldout")
+    assert (hashlib.sha256(held.tobytes()).hexdigest(), int(held.size)) == (PIN["heldout_sha256"], PIN["heldout_bytes"]), (
+        f"the held-out code changed ({held.size:,} bytes, pinned {PIN['heldout_bytes']:,}): {FIX}")
+
+
+def test_the_corpus_holds_the_same_files():
+    names = _names()
+    assert hashlib.sha256("\n".join(names).encode()).hexdigest() == PIN["file_names_sha256"], (
+        f"the corpus has {len(names):,} files, pinned {PIN['files']:,}: {FIX}")

@@ -19,7 +19,7 @@ from explorer import jsonio, paths
 from explorer.data import ioi as ioi_data
 from explorer.pipeline import build as pipeline
 from explorer.pipeline.registry import discover
-from test_browser import Tab, browser, serve  # noqa: F401 (browser is a fixture)
+from test_browser import Tab, serve
 
 MODEL_AWARE = sorted(fid for fid, f in discover().items() if f.model_option)
 HUB_MODELS = ("gpt2", "pythia-70m")

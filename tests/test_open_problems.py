@@ -15,7 +15,7 @@ import yaml
 from explorer import jsonio, open_problems, paths
 from explorer.errors import UnknownName
 from explorer.site import audit
-from test_browser import Tab, browser, site_url  # noqa: F401  (fixtures: Chromium, and the built site served)
+from test_browser import Tab
 
 SEEDS = paths.REPO.parent / "shared" / "seeds"
 
