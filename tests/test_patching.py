@@ -156,8 +156,10 @@ def test_our_models_patch_every_probe_row_and_gpt2_sized_ones_the_fewest(smoke_c
     from explorer.techniques import probes
 
     for fid in ("patching-resid", "patching-heads"):
-        rows = {k: v for k, v in smoke_claims(fid).items() if k.endswith("_rows")}
+        claims = smoke_claims(fid)
+        rows = {k: v for k, v in claims.items() if k.endswith("_rows") and not k.startswith("model_")}
         assert len(rows) == 3 and set(rows.values()) == {probes.ROWS["smoke"]}, (fid, rows)
+        assert claims["model_rows"] == claims[f"{claims['model'].replace('-', '_')}_rows"]  # the page's model, repeated
     gpt2 = SimpleNamespace(parameters=lambda: [torch.empty(124_439_808, device="meta")],
                            cfg=SimpleNamespace(n_layers=12, n_heads=12))
     assert probes.rows_within(gpt2, 64, 73, 12 * 12 + 2) == probes.MIN_ROWS
