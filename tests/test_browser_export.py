@@ -22,7 +22,7 @@ def _download_csv(tab, figure_id: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8").read())))
 
 
-def test_a_figure_downloads_the_data_it_draws_as_csv(browser, site_url):  # noqa: F811
+def test_a_figure_downloads_the_data_it_draws_as_csv(browser, site_url):
     spec = json.loads((paths.FIGURES / "patching-ablation" / "spec.json").read_text())
     rows = json.loads((paths.FIGURES / "patching-ablation" / spec["data"]["url"]).read_text())
     tab = Tab(browser, site_url)
@@ -43,7 +43,7 @@ def test_a_figure_downloads_the_data_it_draws_as_csv(browser, site_url):  # noqa
         tab.close()
 
 
-def test_csv_cells_are_quoted_and_never_formulas(browser, site_url):  # noqa: F811
+def test_csv_cells_are_quoted_and_never_formulas(browser, site_url):
     tab = Tab(browser, site_url)
     try:
         tab.page.goto(site_url)

@@ -19,7 +19,7 @@ DRAWN = "() => [...document.querySelectorAll('.explorer-notebook-chart')].every(
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_notebook_page_loads_offline_without_errors(browser, site_url, built_site, path):  # noqa: F811
+def test_notebook_page_loads_offline_without_errors(browser, site_url, built_site, path):
     tab = Tab(browser, site_url)
     try:
         tab.page.goto(site_url + path)
@@ -35,7 +35,7 @@ def test_notebook_page_loads_offline_without_errors(browser, site_url, built_sit
         tab.close()
 
 
-def test_notebook_pages_survive_instant_navigation(browser, site_url):  # noqa: F811
+def test_notebook_pages_survive_instant_navigation(browser, site_url):
     """Material re-runs a page's scripts when it swaps the page in; the notebook pages' must not fail then."""
     tab = Tab(browser, site_url)
     try:
@@ -61,7 +61,7 @@ def _marks(tab) -> int:
     return tab.page.evaluate("() => document.querySelectorAll('.explorer-notebook-chart__view .role-mark > *').length")
 
 
-def test_a_notebook_chart_draws_with_the_sites_bundle_in_a_site_page(browser, site_url, built_site):  # noqa: F811
+def test_a_notebook_chart_draws_with_the_sites_bundle_in_a_site_page(browser, site_url, built_site):
     page = PAGES[0]
     original = (built_site / page / "index.html").read_text()
     output = _chart_html(paths.DOCS / Path(page).parent)
@@ -79,7 +79,7 @@ def test_a_notebook_chart_draws_with_the_sites_bundle_in_a_site_page(browser, si
         tab.close()
 
 
-def test_a_notebook_chart_draws_under_jupyter_and_keeps_its_picture_without_a_bundle(browser, site_url):  # noqa: F811
+def test_a_notebook_chart_draws_under_jupyter_and_keeps_its_picture_without_a_bundle(browser, site_url):
     """Jupyter serves the checkout's files under files/; the notebook's folder is in the address."""
     notebook_dir = paths.DOCS / "models"
     output = _chart_html(notebook_dir)

@@ -42,7 +42,7 @@ def _caption_words(built_site, figure_id: str) -> str:
     return " ".join(w for _, w in rare[:2])
 
 
-def _search(tab, site_url, query: str) -> list[str]:  # noqa: F811
+def _search(tab, site_url, query: str) -> list[str]:
     tab.page.goto(site_url)
     box = tab.page.locator("input.md-search__input")
     box.click()
@@ -61,7 +61,7 @@ def _search(tab, site_url, query: str) -> list[str]:  # noqa: F811
 
 
 @pytest.mark.parametrize("what", ["article", "caption", "claim"])
-def test_search_finds_articles_figure_captions_and_claims(browser, site_url, built_site, what):  # noqa: F811
+def test_search_finds_articles_figure_captions_and_claims(browser, site_url, built_site, what):
     query = {"article": lambda: "logit lens", "caption": lambda: _caption_words(built_site, "heads-wiki"),
              "claim": lambda: _a_claim_only_this_page_quotes(built_site)}[what]()
     expected = "interpretability/residual_stream/" if what == "article" else ARTICLE

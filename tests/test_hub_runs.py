@@ -162,7 +162,7 @@ def test_model_independent_claims_carry_each_runs_value_and_others_do_not(switch
     assert spans["heads-wiki:flagship_bytes_2l_induction_max"] == {}  # names the flagship: never swapped
 
 
-def test_switching_the_model_swaps_the_numbers_of_the_text_and_back(browser, switch_site):  # noqa: F811
+def test_switching_the_model_swaps_the_numbers_of_the_text_and_back(browser, switch_site):
     out, _, url = switch_site
     claims = jsonio.read_json(out / "models" / "gpt2" / "manifest.json")["figures"]["heads-wiki"]["claims"]
     tab = Tab(browser, url)
