@@ -116,5 +116,10 @@ def _figures(args: argparse.Namespace) -> int:
             print(f"built   {o.id} ({o.seconds:.1f}s{', ' + o.message if o.message else ''})")
         elif o.status in ("skipped", "failed"):
             print(f"{o.status:7} {o.id}: {o.message}", file=sys.stderr if o.status == "failed" else sys.stdout)
+    from explorer.site import compiled
+
+    written = compiled.refresh(args.out or pipeline.default_out(args.scale, args.model))  # first views, compiled for the page
+    if written:
+        print(f"compiled the first view of {len(written)} figure(s) to Vega", file=sys.stderr)
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no figures", file=sys.stderr)
     return 1 if counts.get("failed") else 0

@@ -162,6 +162,9 @@ def test_figures_are_legible_and_fit_in_both_palettes(browser, site_url, path, w
         tab.page.goto(site_url + path)
         tab.wait_for_figures()
         problems = audit.fit_problems(tab.page, width[0])
+        # every figure opens from the build's compiled Vega (explorer/site/compiled.py), wide or narrow
+        missed = tab.page.evaluate("() => [...window.explorerFigures.values()].filter((r) => !r.compiledHit).map((r) => r.id)")
+        problems += [f"{fid}: drawn without its compiled first view (spec.vg.json missing, stale or its key differs)" for fid in missed]
         tab.page.locator("form[data-md-component=palette] label:visible").first.click()
         tab.page.wait_for_function("() => document.body.getAttribute('data-md-color-scheme') === 'slate'")
         tab.page.wait_for_timeout(50)

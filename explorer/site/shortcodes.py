@@ -313,9 +313,10 @@ def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False
     data_links = " ".join(f'<a href="{href}data/{esc(n)}" download>{esc(n)}</a>' for n in data_files)
     pictures = _preview_html(fid, href, entry["title"], eager=first)
     focusable = ' tabindex="0"' if pictures else ""  # a picture comes alive on focus too
+    compiled = " data-compiled" if (_figures_dir / fid / "spec.vg.json").exists() else ""  # explorer/site/compiled.py
     return (
         f'<figure class="explorer-figure" id="fig-{esc(fid)}" data-figure="{esc(fid)}" data-base="{esc(base)}"'
-        f'{_model_switch(fid, entry, base, root)}{" data-preview" if pictures else ""}>\n'
+        f'{_model_switch(fid, entry, base, root)}{" data-preview" if pictures else ""}{compiled}>\n'
         f'<div class="explorer-figure__chart" role="img" aria-label="{esc(entry["title"])}"{focusable}>'
         f'{pictures}</div>\n'
         f'<figcaption><strong>{esc(entry["title"])}.</strong> {esc(entry["caption"])}\n'

@@ -19,7 +19,7 @@
 import { buildPanel, describeControls, narrow, parseValue, patched, unbound } from "./controls.js";
 import { drawnWidth, narrowLegends, positionsOnEnter, refit, wrappable } from "./layout.js";
 import { linkState, readState, writeState } from "./state.js";
-import { isDark, resolveTokens, vegaConfig } from "./theme.js";
+import { fillRoom, isDark, resolveTokens, vegaConfig } from "./theme.js";
 import { updateTextView } from "./textview.js";
 
 const VEGA_URL = new URL("../../vendor/vega-bundle.js", import.meta.url).href;
@@ -27,6 +27,7 @@ const REACH = ["pointerenter", "focusin", "touchstart", "click"];
 const NARROW = 600; // px of room below which legends move under their views
 const MAX_PASSES = 4;
 const specs = new Map(); // figure id -> Promise<spec>
+const compiledSpecs = new Map(); // url -> Promise<{key, vega} | null>
 const payloads = new Map(); // url -> Promise<payload>
 const live = new Map(); // figure id -> record (see attach)
 let generation = 0;
@@ -34,7 +35,7 @@ let observer = null;
 let queue = Promise.resolve();
 
 window.explorerFigures = live;
-window.explorer = { figures: live, renderAll, whenIdle: () => queue };
+window.explorer = { figures: live, renderAll, whenIdle: () => queue, viewKey: (spec) => viewKey(spec) }; // viewKey: for the tests
 
 const vegaReady = (() => {
   let promise = null;
@@ -66,6 +67,35 @@ function loadSpec(id, base) {
   return specs.get(url);
 }
 
+/** The build's compiled first view (explorer/site/compiled.py), or null: only figures the page marks
+ * `data-compiled` have one, so no other figure asks for a file that is not there. */
+function loadCompiled(record) {
+  if (record.el.dataset.compiled === undefined || record.base !== record.compiledBase) return Promise.resolve(null);
+  const url = new URL("spec.vg.json", new URL(record.base, document.baseURI)).href;
+  if (!compiledSpecs.has(url)) compiledSpecs.set(url, fetch(url).then((r) => (r.ok ? r.json() : null)).catch(() => null));
+  return compiledSpecs.get(url);
+}
+
+/** The string explorer/site/compiled.py `canonical` writes: JSON with sorted keys (undefined left out). */
+function canonical(node) {
+  if (node === null || typeof node !== "object") return JSON.stringify(node) ?? "null";
+  if (Array.isArray(node)) return `[${node.map((v) => (v === undefined ? "null" : canonical(v))).join(",")}]`;
+  return `{${Object.keys(node).sort().filter((k) => node[k] !== undefined && typeof node[k] !== "function")
+    .map((k) => `${JSON.stringify(k)}:${canonical(node[k])}`).join(",")}}`;
+}
+
+/** FNV-1a of the canonical string, twice (64 bits), as compiled.py `view_key` computes it. */
+function viewKey(spec) {
+  const text = canonical(spec);
+  let a = 0x811c9dc5, b = 0x9747b28c;
+  for (let i = 0; i < text.length; i += 1) {
+    const u = text.charCodeAt(i);
+    a = Math.imul(a ^ u, 0x01000193) >>> 0;
+    b = Math.imul(b ^ u, 0x01000193) >>> 0;
+  }
+  return a.toString(16).padStart(8, "0") + b.toString(16).padStart(8, "0");
+}
+
 function loadPayload(url, id) {
   if (!payloads.has(url)) {
     const p = fetchJSON(url, `figure ${id}`);
@@ -84,7 +114,7 @@ function attach(el) {
   const record = {
     id, el, base: el.dataset.base, spec: null, meta: {}, controls: [], state: {}, defaults: {},
     view: null, finalize: null, layout: null, room: 0, panel: null, drawn: null, generation, payload: null, textview: null,
-    chart: el.querySelector(".explorer-figure__chart"),
+    chart: el.querySelector(".explorer-figure__chart"), compiledBase: el.dataset.base, compiledHit: false,
   };
   live.set(id, record);
   el.dataset.rendered = "lazy";
@@ -96,6 +126,7 @@ function schedule(record) {
   // Fetch now, draw in turn: the library and every scheduled figure's spec load while earlier figures draw.
   vegaReady().catch(() => {});
   loadSpec(record.id, record.base).catch(() => {});
+  loadCompiled(record);
   record.drawn = new Promise((resolve) => {
     queue = queue.then(async () => {
       if (record.generation === generation) await firstDraw(record);
@@ -279,10 +310,14 @@ async function draw(record, { keepLayout = false } = {}) {
   const datasets = {};
   if (loaded) for (const name of record.meta.source.datasets) datasets[name] = loaded.payload[name] || [];
   const started = performance.now();
+  const compiled = ((await loadCompiled(record)) || {})[narrow ? "narrow" : "wide"];
+  let ahead = !!compiled && compiled.key === viewKey(work) && window.explorerCompiled !== false; // tests turn it off
+  record.compiledHit = ahead;
   let passes = 0;
   for (let pass = 0; pass < MAX_PASSES; pass += 1) {
     passes += 1;
-    const embedded = await embed(record, work, config, datasets);
+    const embedded = ahead ? await embedCompiled(record, compiled.vega, room, datasets) : await embed(record, work, config, datasets);
+    ahead = false;
     if (drawnWidth(embedded.view) <= room + 1) break;
     const next = refit(work, embedded.view, room);
     if (!next) break;
@@ -306,6 +341,45 @@ async function embed(record, spec, config, datasets) {
   const result = await window.vegaEmbed(record.chart, resolved, {
     renderer: record.meta.renderer || "svg",
     config: resolveTokens(config),
+    actions: false,
+    tooltip: { theme: isDark() ? "dark" : "light" },
+    loader: { baseURL: new URL(record.base, document.baseURI).href },
+    downloadFileName: record.id,
+    ...(record.meta.fixedPositions ? { patch: positionsOnEnter } : {}),
+  });
+  record.view = result.view;
+  record.finalize = result.finalize;
+  return result;
+}
+
+/** Data entries the build wrote as {"$ref": "/json/pointer"} take their values from the published spec. */
+function fromRefs(vega, spec) {
+  const at = (pointer) => pointer.split("/").slice(1).map((k) => k.replace(/~1/g, "/").replace(/~0/g, "~"))
+    .reduce((node, key) => (node == null ? undefined : node[key]), spec);
+  const visit = (node) => {
+    for (const entry of node.data || []) {
+      if (entry.values && typeof entry.values === "object" && !Array.isArray(entry.values) && "$ref" in entry.values) {
+        entry.values = at(entry.values.$ref) || [];
+      }
+    }
+    for (const mark of node.marks || []) if (mark.type === "group") visit(mark);
+  };
+  visit(vega);
+  return vega;
+}
+
+/** Draw the build's compiled Vega (the first view): fill in the room and the palette, feed the data. */
+async function embedCompiled(record, vega, room, datasets) {
+  if (record.finalize) record.finalize();
+  record.finalize = null;
+  for (const picture of record.chart.querySelectorAll(".explorer-preview")) picture.remove();
+  const resolved = resolveTokens(fromRefs(fillRoom(vega, room), record.spec)); // resolveTokens copies: the spec stays as fetched
+  if (Object.keys(datasets).length) {
+    for (const entry of resolved.data || []) if (entry.name in datasets) entry.values = datasets[entry.name];
+  }
+  const result = await window.vegaEmbed(record.chart, resolved, {
+    mode: "vega",
+    renderer: record.meta.renderer || "svg",
     actions: false,
     tooltip: { theme: isDark() ? "dark" : "light" },
     loader: { baseURL: new URL(record.base, document.baseURI).href },

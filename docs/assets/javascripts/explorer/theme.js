@@ -14,7 +14,8 @@ export function tokenValues() {
   const cache = new Map();
   return (name) => {
     if (!cache.has(name)) {
-      const value = style.getPropertyValue(`--${name}`).trim();
+      const value = name === "fig-font" // the page's own font stack; quotes as ' so it can sit inside an expression
+        ? (style.fontFamily || "sans-serif").replace(/"/g, "'") : style.getPropertyValue(`--${name}`).trim();
       if (!value) console.warn(`figure theme: no value for --${name}`);
       cache.set(name, value || "#888888");
     }
@@ -38,19 +39,22 @@ export function resolveTokens(node, value = tokenValues()) {
 // on a laptop (10 px) and on a phone (9 px).
 export const FONT = { label: 11, title: 12, header: 12, heading: 13, mark: 11 };
 
-/** Vega config for the current palette: axes, legends, headers and titles in the page's colours. */
-export function vegaConfig({ narrow, width }) {
-  const v = tokenValues();
-  const ink = v("fig-ink"), muted = v("fig-muted"), rule = v("fig-rule");
-  const font = getComputedStyle(document.body).fontFamily || "sans-serif";
+// Room-dependent limits are written as these placeholders and filled for the figure's room (`fillRoom`),
+// so one template serves every width: the build compiles specs with the template as it is
+// (explorer/site/compiled.py keeps a copy, checked against this one by the browser tests).
+export const ROOM = { less40: 987640, less10: 987610 };
+
+/** The Vega config of a palette as tokens (var(--fig-...)), with room placeholders (see ROOM). */
+export function configTemplate({ narrow }) {
+  const ink = "var(--fig-ink)", muted = "var(--fig-muted)", rule = "var(--fig-rule)", font = "var(--fig-font)";
   const axis = {
     labelColor: muted, titleColor: ink, domainColor: muted, tickColor: muted, gridColor: rule,
     labelFontSize: FONT.label, titleFontSize: FONT.title, titleFontWeight: "normal", labelFont: font, titleFont: font,
-    labelLimit: narrow ? 120 : 180, titleLimit: Math.max(160, width - 40),
+    labelLimit: narrow ? 120 : 180, titleLimit: ROOM.less40,
   };
   const legend = {
     labelColor: ink, titleColor: ink, labelFontSize: FONT.label, titleFontSize: FONT.title, titleFontWeight: "normal",
-    labelFont: font, titleFont: font, labelLimit: narrow ? 140 : 220, titleLimit: Math.max(160, width - 40),
+    labelFont: font, titleFont: font, labelLimit: narrow ? 140 : 220, titleLimit: ROOM.less40,
     ...(narrow ? { orient: "bottom", direction: "horizontal", columns: 2 } : {}),
   };
   return {
@@ -62,11 +66,32 @@ export function vegaConfig({ narrow, width }) {
     header: { labelColor: ink, titleColor: ink, labelFontSize: FONT.header, titleFontSize: FONT.heading, labelFont: font, titleFont: font,
       titleFontWeight: "normal", labelLimit: narrow ? 140 : 240 },
     title: { color: ink, subtitleColor: muted, fontSize: FONT.heading, subtitleFontSize: FONT.label, fontWeight: "normal",
-      font, anchor: "start", limit: Math.max(160, width - 10) },
+      font, anchor: "start", limit: ROOM.less10 },
     text: { color: ink, fontSize: FONT.mark, font },
-    mark: { color: v("fig-s1") },
+    mark: { color: "var(--fig-s1)" },
     rule: { color: muted },
-    range: { category: ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10"].map((s) => v(`fig-${s}`)) },
+    range: { category: ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10"].map((s) => `var(--fig-${s})`) },
     style: { "guide-label": { fill: muted }, "guide-title": { fill: ink }, "group-title": { fill: ink } },
   };
+}
+
+/** A copy of `node` (a config or a compiled Vega spec) with the room placeholders filled for `width`. */
+export function fillRoom(node, width) {
+  const values = { [ROOM.less40]: Math.max(160, width - 40), [ROOM.less10]: Math.max(160, width - 10) };
+  const visit = (v) => {
+    if (typeof v === "number") return v in values ? values[v] : v;
+    if (Array.isArray(v)) return v.map(visit);
+    if (v && typeof v === "object") {
+      const out = {};
+      for (const [k, x] of Object.entries(v)) out[k] = visit(x);
+      return out;
+    }
+    return v;
+  };
+  return visit(node);
+}
+
+/** Vega config for the current palette: axes, legends, headers and titles in the page's colours. */
+export function vegaConfig({ narrow, width }) {
+  return resolveTokens(fillRoom(configTemplate({ narrow }), width));
 }
