@@ -147,6 +147,10 @@ def operate(control) -> str:
     elif "explorer-control--slider" in kind:
         control.locator("input[type=range]").evaluate("""w => { const lo = +w.min, hi = +w.max, v = +w.value;
             w.value = String(v === hi ? lo : hi); w.dispatchEvent(new Event('input', {bubbles: true})); }""")
+    elif "explorer-control--text" in kind:  # a search box: words that match some of the list
+        box = control.locator("input[type=search]")
+        box.fill("" if box.input_value() else "L1 N1")
+        box.press("Enter")
     else:
         raise AssertionError(f"unknown control kind {kind}")
     return label

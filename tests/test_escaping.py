@@ -118,7 +118,8 @@ class Elements(HTMLParser):
         return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in match.items())]
 
 
-SHORTCODE_TAGS = {"figure", "div", "figcaption", "strong", "span", "a", "table", "thead", "tbody", "tr", "th", "td", "code", "br", "p"}
+SHORTCODE_TAGS = {"figure", "div", "figcaption", "strong", "span", "a", "table", "thead", "tbody", "tr", "th", "td", "code", "br", "p",
+                  "link"}  # link: preload hints for what a figure loads, nothing else (assert_inert)
 
 
 @pytest.fixture
@@ -132,6 +133,8 @@ def expanded(tmp_path):
 def assert_inert(parsed: Elements) -> None:
     tags = {t for t, _ in parsed.tags}
     assert tags <= SHORTCODE_TAGS, f"injected elements: {tags - SHORTCODE_TAGS}"
+    for link in parsed.attrs("link"):
+        assert link.get("rel") in ("preload", "modulepreload") and set(link) <= {"rel", "href", "as", "crossorigin"}, link
     handlers = [(t, name) for t, a in parsed.tags for name in a if name.startswith("on")]
     assert not handlers, f"injected event handlers: {handlers}"
 

@@ -191,6 +191,7 @@ def expand(markdown: str, src_path: str | None, url: str | None, links_from_sour
     if links_from_source and src_path is not None:
         link_root = posixpath.relpath("/", posixpath.dirname("/" + src_path.replace(os.sep, "/")))
     figures_so_far = [0]
+    hints: set[str] = set()  # preloads this page has emitted (_load_hints)
 
     def replace(match: re.Match) -> str:
         escaped, kind, arg = match.group(1), match.group(2), (match.group(3) or "").strip()
@@ -206,7 +207,7 @@ def expand(markdown: str, src_path: str | None, url: str | None, links_from_sour
             if entry.get("missing"):
                 return f'<p class="explorer-figure__error">[draft: figure {html.escape(arg)} is not built yet]</p>\n'
             figures_so_far[0] += 1
-            return _figure_html(entry, arg, root, first=figures_so_far[0] == 1, link_root=link_root)
+            return _figure_html(entry, arg, root, first=figures_so_far[0] == 1, link_root=link_root, hints=hints)
         try:
             if kind == "claim":
                 return _claim(arg, where)
@@ -302,9 +303,31 @@ def _entry(fid: str, where: str) -> dict[str, Any]:
     return _manifest[fid]
 
 
-def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False, link_root: str | None = None) -> str:
+FIGURE_MODULES = ("controls", "layout", "state", "theme", "textview")  # what figures.js imports (found only once it has loaded)
+
+
+def _load_hints(fid: str, href: str, link_root: str, hints: set[str], live: bool) -> str:
+    """Preload hints, so what a figure needs downloads while the page is still parsing instead of one file
+    after another: figures.js's imports (once a page), and, for the page's first figure that draws at
+    load (not a picture waiting for the reader), the Vega library and that figure's specs."""
+    out = []
+    if "modules" not in hints:
+        hints.add("modules")
+        out += [f'<link rel="modulepreload" href="{link_root}/assets/javascripts/explorer/{m}.js">' for m in FIGURE_MODULES]
+    if live and "vega" not in hints:
+        hints.add("vega")
+        out.append(f'<link rel="preload" href="{link_root}/assets/vendor/vega-bundle.js" as="script">')
+        out.append(f'<link rel="preload" href="{href}spec.json" as="fetch" crossorigin>')
+        if (_figures_dir / fid / "spec.vg.json").exists():
+            out.append(f'<link rel="preload" href="{href}spec.vg.json" as="fetch" crossorigin>')
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False, link_root: str | None = None,
+                 hints: set[str] | None = None) -> str:
     """link_root: the root as the generator wants it in href and src (see `expand`); root by default.
-    The data attributes are read by the page script, relative to the page's address: always root."""
+    The data attributes are read by the page script, relative to the page's address: always root.
+    hints: what this page has preloaded so far (see _load_hints); None: no hints."""
     esc = html.escape
     base = f"{root}/figures/{fid}/"
     link_root = root if link_root is None else link_root
@@ -314,9 +337,11 @@ def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False
     pictures = _preview_html(fid, href, entry["title"], eager=first)
     focusable = ' tabindex="0"' if pictures else ""  # a picture comes alive on focus too
     compiled = " data-compiled" if (_figures_dir / fid / "spec.vg.json").exists() else ""  # explorer/site/compiled.py
+    preload = "" if hints is None else _load_hints(fid, href, link_root, hints, live=not pictures and not _model_switch(fid, entry, base, root))
     return (
         f'<figure class="explorer-figure" id="fig-{esc(fid)}" data-figure="{esc(fid)}" data-base="{esc(base)}"'
         f'{_model_switch(fid, entry, base, root)}{" data-preview" if pictures else ""}{compiled}>\n'
+        f'{preload}'
         f'<div class="explorer-figure__chart" role="img" aria-label="{esc(entry["title"])}"{focusable}>'
         f'{pictures}</div>\n'
         f'<figcaption><strong>{esc(entry["title"])}.</strong> {esc(entry["caption"])}\n'
@@ -417,7 +442,9 @@ def _controls(fid: str) -> dict[str, dict]:
                 options = more.get("options") or (bind or {}).get("options")
                 if (bind or {}).get("input") == "checkbox":
                     options = [False, True]
-                found.setdefault(param["name"], {"options": options, "min": (bind or {}).get("min"), "max": (bind or {}).get("max")})
+                text = more.get("kind") == "text" or (bind or {}).get("input") in ("search", "text")
+                found.setdefault(param["name"], {"options": options, "min": (bind or {}).get("min"), "max": (bind or {}).get("max"),
+                                                 "text": text})
             for key, value in node.items():
                 if key not in ("params", "usermeta"):
                     visit(value)
@@ -446,7 +473,9 @@ def _try_link(arg: str, where: str) -> str:
         options = control.get("options")
         if options is not None and value not in [_text(o) for o in options]:
             raise PluginError(f"{where}: control {fid}:{name} has no value {value!r}; it has: {', '.join(_text(o) for o in options)}")
-        if options is None:
+        if options is None and control.get("text"):
+            pass  # a search box takes any words
+        elif options is None:
             try:
                 number = float(value)
             except ValueError:

@@ -3,7 +3,8 @@
 // Two kinds of control, drawn alike:
 //   data controls   usermeta.explorer.controls: choosing a value fetches another data file
 //   signal controls the spec's own parameters (Vega-Lite `params` with `bind`, or entries of
-//                   usermeta.explorer.params): choosing a value sets the Vega signal of that name
+//                   usermeta.explorer.params): choosing a value sets the Vega signal of that name;
+//                   kind "text" (bind input "search" or "text") is a search box whose words set it
 // A slider over `options` shows the option's label (e.g. the training step, not its index); one
 // marked `play` has a play/pause button that walks through its values.
 
@@ -40,13 +41,14 @@ export function describeControls(spec, meta) {
 
 function signalControl(param, bind, more) {
   const options = more.options || bind.options;
-  let kind = more.kind || ({ select: "select", radio: "radio", checkbox: "checkbox", range: "range" }[bind.input] || "select");
+  let kind = more.kind || ({ select: "select", radio: "radio", checkbox: "checkbox", range: "range", search: "text", text: "text" }[bind.input] || "select");
   if (kind === "range" && options) kind = "slider";
   if (!bind.input && options && !more.kind) kind = "slider";
   const control = {
     name: param.name, target: "signal", kind, label: cleanLabel(more.label || bind.name || param.name),
     options, labels: more.labels || bind.labels, default: param.value, play: !!more.play, group: more.group || "",
     format: more.format, min: bind.min ?? more.min, max: bind.max ?? more.max, step: bind.step ?? more.step,
+    placeholder: bind.placeholder,
   };
   if (more.by && more.choices) { // options that depend on a data control's choice (see narrow)
     Object.assign(control, { by: more.by, choices: more.choices, all: { options, labels: control.labels, default: param.value } });
@@ -110,6 +112,7 @@ export function narrow(control, choice) {
 
 /** A value from the URL (a string) as the control's own value, or undefined if it is not one. */
 export function parseValue(control, text) {
+  if (control.kind === "text") return String(text).slice(0, 200);
   if (control.options) return control.options.find((o) => String(o) === String(text));
   const number = Number(text);
   if (control.kind === "range" && Number.isFinite(number)) return Math.min(control.max, Math.max(control.min, number));
@@ -186,6 +189,7 @@ function makeWidget(control, value, changed) {
   if (control.kind === "checkbox") return checkbox(control, value, changed, id);
   if (control.kind === "radio") return radio(control, value, changed, id);
   if (control.kind === "slider" || control.kind === "range") return slider(control, value, changed, id);
+  if (control.kind === "text") return search(control, value, changed, id);
   return select(control, value, changed, id);
 }
 
@@ -215,6 +219,30 @@ function select(control, value, changed, id) {
   input.addEventListener("change", () => changed(control.options.find((o) => String(o) === input.value)));
   el.appendChild(input);
   return { el, set: (v) => { input.value = String(v); } };
+}
+
+const SEARCH_MS = 200; // redraw once typing pauses, not at every key
+
+function search(control, value, changed, id) {
+  const { el } = field(control, id, "text");
+  const input = document.createElement("input");
+  input.type = "search";
+  input.id = id;
+  input.name = control.name;
+  input.autocomplete = "off";
+  input.spellcheck = false;
+  if (control.placeholder) input.placeholder = control.placeholder;
+  input.value = String(value ?? "");
+  let timer = null;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => changed(input.value), SEARCH_MS);
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { clearTimeout(timer); changed(input.value); }
+  });
+  el.appendChild(input);
+  return { el, set: (v) => { input.value = String(v ?? ""); }, stop: () => clearTimeout(timer) };
 }
 
 function radio(control, value, changed, id) {
