@@ -7,7 +7,6 @@ the article tests' SmokeBuild finds them (and the other way round), so a noteboo
 than its kernel and imports.
 """
 
-import os
 import re
 import resource
 import subprocess
@@ -24,8 +23,7 @@ from explorer.pipeline.index import scan
 
 SUFFIX = ".notebook.py"
 NOTEBOOKS = sorted(paths.DOCS.glob(f"*/*{SUFFIX}"))
-# the test machine has two cores: two kernels at once, or one when `make test` runs two pytest workers (xdist)
-AT_ONCE = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+AT_ONCE = 2  # the test machine has two cores
 FIGURE_CALL = re.compile(r"""notebook\.figure\(\s*["']([a-z0-9-]+)["']""")
 
 
