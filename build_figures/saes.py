@@ -32,7 +32,9 @@ from explorer.cache import cached
 from explorer.ensemble import claim_over_seeds
 from explorer.models.tokenizer import visible
 from explorer.pipeline import FigureContext, figure
+from explorer.techniques import dashboard as dash
 from explorer.techniques import sae
+from explorer.techniques.dashboard import byte_text, merge_off
 
 SEEDS = (0, 1, 2)
 MODELS = ("flagship", "minilm")
@@ -50,7 +52,6 @@ RECIPES = {
 STEPS = {"flagship": {"smoke": 300, "full": 1000}, "minilm": {"smoke": 300, "full": 800}}
 TOP = 20  # top-activating tokens per latent for the distinct-token count
 DASH_TOP = 8  # top contexts shown per feature
-QUANTILES = (("p90+", 0.9, 1.0), ("p50-90", 0.5, 0.9), ("p0-50", 0.0, 0.5))  # quantile bands of a latent's nonzero activations
 PER_QUANTILE = 2
 CONTEXT = {"flagship": (20, 8), "minilm": (12, 4)}  # tokens kept before and after the activating one, within its line
 DASH_FEATURES = {"smoke": 40, "full": None}  # None: every live latent gets a dashboard file
@@ -86,11 +87,6 @@ def flagship_rows(scale: str) -> torch.Tensor:
 def minilm_texts(scale: str) -> tuple[str, ...]:
     rows = flagship_rows(scale)[: MINILM_ROWS[scale]]
     return tuple(bytes(r.tolist()).decode("utf-8", errors="replace") for r in rows)
-
-
-def byte_text(b: int) -> str:
-    """One byte as the page shows it: printable ASCII and whitespace as themselves, any other byte as \\xNN."""
-    return chr(b) if 32 <= b < 127 or b in (9, 10, 13) else f"\\x{b:02x}"
 
 
 @functools.cache
@@ -481,19 +477,6 @@ def context(model: str, pieces: list[str], gaps: list[str], values: np.ndarray, 
     return merge_off(out) if model == "flagship" else out
 
 
-def merge_off(tokens: list[dict]) -> list[dict]:
-    """Consecutive bytes the latent is off on, as one span (a newline stays the end of its span): a third of
-    the rows, and every byte the latent fires on keeps its own."""
-    out = [tokens[0]]
-    for item in tokens[1:]:
-        last = out[-1]
-        if len(out) > 1 and "w" not in item and "w" not in last and not last["t"].endswith("\n"):
-            out[-1] = {"t": last["t"] + item["t"]}
-        else:
-            out.append(item)
-    return out
-
-
 def feature_payload(model: str, k: int, latents: torch.Tensor, acts: Acts, logits: list[dict], scale: str,
                     generator: np.random.Generator) -> tuple[dict, dict]:
     """The dashboard file of latent k and its row of the feature list."""
@@ -501,15 +484,7 @@ def feature_payload(model: str, k: int, latents: torch.Tensor, acts: Acts, logit
     held = np.flatnonzero(acts.held_out)
     order = np.argsort(-column, kind="stable")
     nonzero = np.flatnonzero(column > 0)
-    top = order[:DASH_TOP]
-    chosen = [(f"#{i + 1}", int(t)) for i, t in enumerate(top) if column[t] > 0]
-    ranked = nonzero[np.argsort(column[nonzero], kind="stable")]  # ascending
-    taken = set(int(t) for t in top)
-    for label, lo, hi in QUANTILES:
-        band = [int(t) for t in ranked[int(lo * len(ranked)):int(np.ceil(hi * len(ranked)))] if int(t) not in taken]
-        for t in generator.choice(band, size=min(PER_QUANTILE, len(band)), replace=False) if band else []:
-            chosen.append((label, int(t)))
-            taken.add(int(t))
+    chosen = dash.sample_tokens(column, DASH_TOP, PER_QUANTILE, generator)
     starts = held_row_starts(acts)
     peak = float(column.max())
     tokens = []
