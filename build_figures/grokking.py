@@ -145,10 +145,11 @@ def grokking_curves(ctx: FigureContext) -> alt.Chart:
     model=MODEL_NOTE,
 )
 def grokking_fourier(ctx: FigureContext) -> alt.Chart:
-    rows, labels, shares = [], [], {}
+    rows, labels, shares, key_sets = [], [], {}, []
     for s in SEEDS:
         metrics = stored_run(s).provenance["metrics"]
         keys = [int(k) for k in metrics["key_frequencies"]]
+        key_sets.append(set(keys))
         ctx.claim(f"key_frequencies_s{s}", ", ".join(str(k) for k in keys))
         labels.append(f"seed {s}: k = {', '.join(str(k) for k in keys)}")
         fourier = metrics["fourier"]
@@ -168,10 +169,8 @@ def grokking_fourier(ctx: FigureContext) -> alt.Chart:
         steps = [int(m["step"]) for m in fourier]
     for key, values in shares.items():
         claim_over_seeds(ctx, key, values)
-    all_keys = sorted({k for s in SEEDS for k in stored_run(s).provenance["metrics"]["key_frequencies"]})
-    shared = set.intersection(*[set(stored_run(s).provenance["metrics"]["key_frequencies"]) for s in SEEDS])
-    ctx.claim("shared_key_frequencies", len(shared))
-    ctx.claim("distinct_key_frequencies", len(all_keys))
+    ctx.claim("shared_key_frequencies", len(set.intersection(*key_sets)))
+    ctx.claim("distinct_key_frequencies", len(set.union(*key_sets)))
     panel = charts.Panel()
     seed = panel.select("seed", list(SEEDS), label="Training run", labels=labels)
     step = panel.steps("step", steps, value=steps[-1])

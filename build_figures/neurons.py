@@ -113,9 +113,9 @@ def neurons_basis(ctx: FigureContext):
 # --------------------------------------------------------------------------- 2. the browser
 
 
-def neuron_payload(scale: str, layer: int, n: int, column: np.ndarray, effects: list[dict], aligned: list[dict],
+def neuron_payload(data: torch.Tensor, layer: int, n: int, column: np.ndarray, effects: list[dict], aligned: list[dict],
                    generator: np.random.Generator) -> tuple[dict, dict]:
-    data = nr.rows(scale)[nr.eval_mask(scale)]  # (eval rows, 256)
+    """Neuron n's dashboard file and its row of the list; `data` is the evaluation rows, (rows, 256) bytes."""
     width = data.shape[1]
     peak = float(column.max())
     tokens = []
@@ -152,6 +152,7 @@ def neurons_browser(ctx: FigureContext):
     generator = np.random.default_rng(0)
     infos = []
     limit = DASH_NEURONS[ctx.scale]
+    data = nr.rows(ctx.scale)[nr.eval_mask(ctx.scale)]  # (eval rows, 256), the text every dashboard quotes
     for layer in nr.LAYERS:
         acts = nr.eval_acts(ctx.scale, layer).numpy()  # (tokens, neuron)
         effects = nr.output_effects(layer)
@@ -161,7 +162,7 @@ def neurons_browser(ctx: FigureContext):
             best = weights[n].topk(ALIGNED_TOP)
             aligned = [{"r": i, "t": f"{names[int(j)]} (top {tops[int(j)]})", "v": round(float(v), 3)}
                        for i, (v, j) in enumerate(zip(best.values, best.indices))]
-            payload, info = neuron_payload(ctx.scale, layer, n, acts[:, n], nr.effect_list(effects[n]), aligned, generator)
+            payload, info = neuron_payload(data, layer, n, acts[:, n], nr.effect_list(effects[n]), aligned, generator)
             ctx.asset(f"neurons/{info['f']}.json", payload)
             infos.append(info)
     frame = pd.DataFrame(infos)
@@ -201,23 +202,14 @@ def browser_chart(frame: pd.DataFrame, labels: list[str], default: int):
     base = (alt.Chart(listed).transform_filter(search).transform_calculate(key=key)
             .transform_window(rank="row_number()", sort=[alt.SortField("key", order="ascending")])
             .transform_filter(f"datum.rank > {page.name} * {LIST_PAGE} && datum.rank <= ({page.name} + 1) * {LIST_PAGE}"))
-    y = alt.Y("rank:O", title=None, axis=alt.Axis(labels=False, ticks=False, domain=False))
     tips = [alt.Tooltip("name:N", title="neuron"), alt.Tooltip("d:Q", title="on (share of bytes)", format=".2%"),
             alt.Tooltip("u:Q", title=f"distinct bytes in its top {nr.TOP}"), alt.Tooltip("t:N", title="top byte")]
-    name = base.mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
-        y=y, x=alt.value(3), text="name:N", tooltip=tips).properties(width=60, height=alt.Step(14), title="neuron")
-    bar = base.transform_calculate(ld="log(max(datum.d, 1e-5)) / LN10").mark_bar(color=charts.SERIES[0]).encode(
-        y=y, x=alt.X("ld:Q", title="on (log)", scale=alt.Scale(domain=[-5, 0]),
-                     axis=alt.Axis(values=[-4, -2, 0], labelExpr="format(pow(10, datum.value), '~%')")),
-        x2=alt.X2(datum=-5), tooltip=tips).properties(width=72, height=alt.Step(14), title="how often on")
-    distinct = base.mark_text(align="right", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
-        y=y, x=alt.value(22), text="u:Q", tooltip=tips).properties(width=26, height=alt.Step(14), title="distinct")
-    top = base.mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.INK, limit=54).encode(
-        y=y, x=alt.value(3), text="t:N", tooltip=tips).properties(width=44, height=alt.Step(14), title="top byte")
     count = alt.Chart(listed).transform_filter(search).transform_aggregate(n="count()").transform_calculate(
         line=f"datum.n + ' of {len(frame)} neurons match'").mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.MUTED).encode(
         x=alt.value(0), y=alt.value(6), text="line:N").properties(width=220, height=12)
-    feature_list = alt.vconcat(count, alt.hconcat(name, bar, distinct, top, spacing=3), spacing=4)
+    columns = dashboard.unit_list(base, tips, unit="neuron", name_width=60, density="how often on", density_axis="on (log)",
+                                  density_expr="log(max(datum.d, 1e-5)) / LN10", top="top byte", top_width=44)
+    feature_list = alt.vconcat(count, columns, spacing=4)
 
     hist = alt.Chart(alt.NamedData("hist")).mark_bar(color=charts.SERIES[0]).encode(
         x=alt.X("x0:Q", title="activation (held-out bytes)", bin="binned"), x2="x1:Q",
@@ -229,15 +221,7 @@ def browser_chart(frame: pd.DataFrame, labels: list[str], default: int):
         x=alt.X("v:Q", title="|decoder weight| on this neuron", scale=alt.Scale(domain=[0, 1])),
         tooltip=[alt.Tooltip("t:N", title="SAE latent"), alt.Tooltip("v:Q", format=".3f", title="|cosine| with this neuron")],
     ).properties(width=100, height=alt.Step(13), title="SAE latents (seed 0) aligned with it")
-    logits = alt.Chart(alt.NamedData("logits")).mark_bar().encode(
-        y=alt.Y("label:N", title=None, sort=alt.EncodingSortField("order"), axis=alt.Axis(labelLimit=100)),
-        x=alt.X("v:Q", title="direct logit effect"),
-        color=alt.Color("k:N", scale=charts.series_scale(["raises", "lowers"], [charts.POS, charts.NEG]), title=None,
-                        legend=alt.Legend(orient="bottom", labelFontSize=charts.LABEL_SIZE)),
-        tooltip=[alt.Tooltip("t:N", title="byte"), alt.Tooltip("k:N", title=""), alt.Tooltip("v:Q", format=".3f", title="direct logit effect")],
-    ).transform_calculate(order="(datum.k == 'raises' ? 0 : 100) + datum.r",
-                          label="(datum.k == 'raises' ? '+' : '−') + (datum.r + 1) + ' ' + datum.t").properties(
-        width=150, height=alt.Step(11), title="Bytes it pushes up and down")
+    logits = dashboard.effect_bars(("raises", "lowers"), effect="direct logit effect", item="byte", title="Bytes it pushes up and down")
     chart = alt.hconcat(feature_list, alt.vconcat(hist, latents, spacing=16), logits, spacing=24)
     view = charts.text_view(
         "tokens",

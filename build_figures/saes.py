@@ -614,20 +614,10 @@ def dashboard_chart(model: str, frame: pd.DataFrame, labels: list[str], default:
             .transform_window(rank="row_number()", sort=[alt.SortField("key", order="ascending")])
             .transform_filter(f"datum.rank > {page.name} * {LIST_PAGE} && datum.rank <= ({page.name} + 1) * {LIST_PAGE}")
             .transform_calculate(name="'latent ' + datum.f"))
-    y = alt.Y("rank:O", title=None, axis=alt.Axis(labels=False, ticks=False, domain=False))
     tips = [alt.Tooltip("f:Q", title="latent"), alt.Tooltip("d:Q", title="fires on (share of tokens)", format=".3%"),
             alt.Tooltip("u:Q", title=f"distinct tokens in its top {TOP}"), alt.Tooltip("t:N", title="top token")]
-    name = base.mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
-        y=y, x=alt.value(3), text="name:N", tooltip=tips).properties(width=56, height=alt.Step(14), title="latent")
-    bar = base.transform_calculate(ld="log(datum.d) / LN10").mark_bar(color=charts.SERIES[0]).encode(
-        y=y, x=alt.X("ld:Q", title="fires on (log)", scale=alt.Scale(domain=[-5, 0]),
-                     axis=alt.Axis(values=[-4, -2, 0], labelExpr="format(pow(10, datum.value), '~%')")),
-        x2=alt.X2(datum=-5), tooltip=tips).properties(width=72, height=alt.Step(14), title="density")
-    distinct = base.mark_text(align="right", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
-        y=y, x=alt.value(22), text="u:Q", tooltip=tips).properties(width=26, height=alt.Step(14), title="distinct")
-    top = base.mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.INK, limit=54).encode(
-        y=y, x=alt.value(3), text="t:N", tooltip=tips).properties(width=60, height=alt.Step(14), title="top token")
-    feature_list = alt.hconcat(name, bar, distinct, top, spacing=3)
+    feature_list = dash.unit_list(base, tips, unit="latent", name_width=56, density="density", density_axis="fires on (log)",
+                                  density_expr="log(datum.d) / LN10", top="top token", top_width=60)
 
     hist = alt.Chart(alt.NamedData("hist")).mark_bar(color=charts.SERIES[0]).encode(
         x=alt.X("x0:Q", title="activation (nonzero, held-out tokens)", bin="binned"), x2="x1:Q",
@@ -635,18 +625,9 @@ def dashboard_chart(model: str, frame: pd.DataFrame, labels: list[str], default:
         tooltip=[alt.Tooltip("x0:Q", title="from", format=".2f"), alt.Tooltip("x1:Q", title="to", format=".2f"),
                  alt.Tooltip("n:Q", title="tokens")]).properties(width=250, height=150, title="Activation histogram")
     kinds = ("raises", "lowers") if model == "flagship" else ("nearest", "most opposite")
-    effect_title = ("direct logit effect" if model == "flagship" else "cosine with the input embedding")
-    logits = alt.Chart(alt.NamedData("logits")).mark_bar().encode(
-        y=alt.Y("label:N", title=None, sort=alt.EncodingSortField("order"), axis=alt.Axis(labelLimit=100)),  # fits a phone
-        x=alt.X("v:Q", title=effect_title),
-        color=alt.Color("k:N", scale=charts.series_scale(list(kinds), [charts.POS, charts.NEG]), title=None,
-                        legend=alt.Legend(orient="bottom", labelFontSize=charts.LABEL_SIZE)),
-        tooltip=[alt.Tooltip("t:N", title="byte" if model == "flagship" else "word piece"), alt.Tooltip("k:N", title=""),
-                 alt.Tooltip("v:Q", format=".3f", title=effect_title)],
-    ).transform_calculate(order=f"(datum.k == '{kinds[0]}' ? 0 : 100) + datum.r",
-                          label="(datum.k == '" + kinds[0] + "' ? '+' : '−') + (datum.r + 1) + ' ' + datum.t").properties(
-        width=150, height=alt.Step(11),
-        title="Bytes it pushes up and down" if model == "flagship" else "Nearest vocabulary embeddings")
+    logits = dash.effect_bars(kinds, effect="direct logit effect" if model == "flagship" else "cosine with the input embedding",
+                              item="byte" if model == "flagship" else "word piece",
+                              title="Bytes it pushes up and down" if model == "flagship" else "Nearest vocabulary embeddings")
     chart = alt.hconcat(feature_list, alt.vconcat(hist, spacing=10), logits, spacing=24)
     view = charts.text_view(
         "tokens",

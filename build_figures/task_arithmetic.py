@@ -108,9 +108,10 @@ def task_arithmetic_line(ctx: FigureContext):
     ctx.claim("coefficient_min", float(min(COEFFICIENTS[ctx.scale])))
     ctx.claim("coefficient_max", float(max(COEFFICIENTS[ctx.scale])))
     for name in VECTORS:  # where along the line each task's loss is lowest (mean over seeds)
+        mean_rows = [{"coefficient": c, **{k: float(np.mean([at(runs[(name, s)], c)[k] for s in SEEDS])) for k in SETS}}
+                     for c in COEFFICIENTS[ctx.scale]]
         for key in SETS:
-            mean = summary[(summary["vector"] == name) & (summary["set"] == SETS[key])]
-            ctx.claim(f"{name.replace('+', '')}_{key}_best_coefficient", float(mean.loc[mean["mean"].idxmin(), "coefficient"]))
+            ctx.claim(f"{name.replace('+', '')}_{key}_best_coefficient", ta.best_coefficient(mean_rows, [key]))
     claim_over_seeds(ctx, "A_A_at_2", {s: at(runs[("A", s)], 2.0)["A"] - at(runs[("A", s)], 0.0)["A"] for s in SEEDS})
     claim_over_seeds(ctx, "A_A_at_1", {s: at(runs[("A", s)], 1.0)["A"] - at(runs[("A", s)], 0.0)["A"] for s in SEEDS})
     claim_over_seeds(ctx, "A_control_at_2", {s: at(runs[("A", s)], 2.0)["control"] - at(runs[("A", s)], 0.0)["control"] for s in SEEDS})

@@ -337,10 +337,11 @@ def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False
     pictures = _preview_html(fid, href, entry["title"], eager=first)
     focusable = ' tabindex="0"' if pictures else ""  # a picture comes alive on focus too
     compiled = " data-compiled" if (_figures_dir / fid / "spec.vg.json").exists() else ""  # explorer/site/compiled.py
-    preload = "" if hints is None else _load_hints(fid, href, link_root, hints, live=not pictures and not _model_switch(fid, entry, base, root))
+    switch = _model_switch(fid, entry, base, root)
+    preload = "" if hints is None else _load_hints(fid, href, link_root, hints, live=not pictures and not switch)
     return (
         f'<figure class="explorer-figure" id="fig-{esc(fid)}" data-figure="{esc(fid)}" data-base="{esc(base)}"'
-        f'{_model_switch(fid, entry, base, root)}{" data-preview" if pictures else ""}{compiled}>\n'
+        f'{switch}{" data-preview" if pictures else ""}{compiled}>\n'
         f'{preload}'
         f'<div class="explorer-figure__chart" role="img" aria-label="{esc(entry["title"])}"{focusable}>'
         f'{pictures}</div>\n'

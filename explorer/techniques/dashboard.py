@@ -95,3 +95,47 @@ def random_unit_max_cosine(d: int, n: int, seed: int) -> Float[Tensor, " n"]:
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(n, d, generator=g)
     return (v.abs().max(-1).values / v.norm(dim=-1))
+
+
+# --------------------------------------------------------------------------- the charts a dashboard shares
+
+
+def unit_list(base, tips: list, *, unit: str, name_width: int, density: str, density_axis: str, density_expr: str,
+              top: str, top_width: int):
+    """The list of units as four narrow columns (name, how often it is on, distinct top tokens, top token),
+    one row per `rank` of `base` (the producer's chart, already sorted and paged, with fields name, ld's
+    input d, u and t). `density_expr` is the log10 of the share it is on, from -5 (rare) to 0."""
+    import altair as alt
+
+    from explorer import charts
+
+    y = alt.Y("rank:O", title=None, axis=alt.Axis(labels=False, ticks=False, domain=False))
+    name = base.mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
+        y=y, x=alt.value(3), text="name:N", tooltip=tips).properties(width=name_width, height=alt.Step(14), title=unit)
+    bar = base.transform_calculate(ld=density_expr).mark_bar(color=charts.SERIES[0]).encode(
+        y=y, x=alt.X("ld:Q", title=density_axis, scale=alt.Scale(domain=[-5, 0]),
+                     axis=alt.Axis(values=[-4, -2, 0], labelExpr="format(pow(10, datum.value), '~%')")),
+        x2=alt.X2(datum=-5), tooltip=tips).properties(width=72, height=alt.Step(14), title=density)
+    distinct = base.mark_text(align="right", fontSize=charts.SMALL_SIZE, color=charts.INK).encode(
+        y=y, x=alt.value(22), text="u:Q", tooltip=tips).properties(width=26, height=alt.Step(14), title="distinct")
+    top_token = base.mark_text(align="left", fontSize=charts.SMALL_SIZE, color=charts.INK, limit=54).encode(
+        y=y, x=alt.value(3), text="t:N", tooltip=tips).properties(width=top_width, height=alt.Step(14), title=top)
+    return alt.hconcat(name, bar, distinct, top_token, spacing=3)
+
+
+def effect_bars(kinds: tuple[str, str], *, effect: str, item: str, title: str):
+    """The items a unit's output direction pushes up and down most (dataset "logits": rows k, r, t, v, as
+    effect_list-style producers write them), the first kind above the second."""
+    import altair as alt
+
+    from explorer import charts
+
+    return alt.Chart(alt.NamedData("logits")).mark_bar().encode(
+        y=alt.Y("label:N", title=None, sort=alt.EncodingSortField("order"), axis=alt.Axis(labelLimit=100)),  # fits a phone
+        x=alt.X("v:Q", title=effect),
+        color=alt.Color("k:N", scale=charts.series_scale(list(kinds), [charts.POS, charts.NEG]), title=None,
+                        legend=alt.Legend(orient="bottom", labelFontSize=charts.LABEL_SIZE)),
+        tooltip=[alt.Tooltip("t:N", title=item), alt.Tooltip("k:N", title=""), alt.Tooltip("v:Q", format=".3f", title=effect)],
+    ).transform_calculate(order=f"(datum.k == '{kinds[0]}' ? 0 : 100) + datum.r",
+                          label="(datum.k == '" + kinds[0] + "' ? '+' : '−') + (datum.r + 1) + ' ' + datum.t").properties(
+        width=150, height=alt.Step(11), title=title)
