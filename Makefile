@@ -45,8 +45,8 @@ browser:  # Debian's Chromium drives the browser tests (Playwright cannot downlo
 figures: setup  ## recompute stale figures (FORCE=1, MODEL=name, ONLY="id ...", SCALE=smoke)
 	$(PYTHON) -m explorer figures $(ARGS)
 
-check: setup  ## list published figures that are stale against their producers
-	$(PYTHON) -m explorer figures --check
+check: setup  ## list published figures that are stale against their producers (SCALE=smoke: the tests' committed ones)
+	$(PYTHON) -m explorer figures --check --scale $(SCALE)
 
 models: setup  ## retrain a long run into models/NAME/ (NAME=...; without NAME: list them and their state)
 	$(PYTHON) -m explorer models $(NAME)
@@ -64,4 +64,4 @@ bench: setup tools browser  ## print performance numbers (not asserted)
 	$(TOOLS_ENV) $(PYTHON) -m explorer bench
 
 clean:
-	rm -rf site .cache/smoke-figures .pytest_cache
+	rm -rf site .pytest_cache

@@ -103,7 +103,7 @@ def _figures(args: argparse.Namespace) -> int:
 
         check_choice("model", args.model, models.known())
     if args.check:
-        stale = pipeline.check(args.only, args.out)
+        stale = pipeline.check(args.only, args.out, args.scale)
         for fid in stale:
             print(f"stale: {fid}")
         print(f"{len(stale)} stale figure(s)" if stale else "all figures up to date", file=sys.stderr)

@@ -11,7 +11,7 @@ script) that a reader opens in Jupyter (or runs cell by cell in an editor). It u
     notebook.show(chart)                 # any Altair chart (or Vega-Lite dict), drawn the same way
     print(notebook.source("zoo-loss"))   # the producer's code
 
-`figure` builds into `.cache/smoke-figures/` like the tests do, so a figure the tests (or an earlier
+`figure` builds into `tests/smoke-figures/` like the tests do, so a figure the tests (or an earlier
 run) already built at that scale is read back instead of recomputed, and trained models come from
 `.cache/` as they do for `make figures`.
 
@@ -293,7 +293,7 @@ def _from_checkout():
 
 def figure(figure_id: str, scale: str = "smoke", force: bool = False) -> Figure:
     """Build one figure through explorer.pipeline (the producer gets a FigureContext at `scale`) into
-    the scale's own folder, `.cache/smoke-figures/` for smoke, and read it back. A figure already up
+    the scale's own folder, `tests/smoke-figures/` for smoke, and read it back. A figure already up
     to date there is not rebuilt; `scale="full"` writes into docs/figures/, as `make figures` does."""
     from explorer.pipeline import build as pipeline
 

@@ -2,7 +2,7 @@
 one and links to it, each redraws a figure of its own article, and each runs from top to bottom.
 
 The notebooks run in fresh kernels (the venv's Python, ipykernel from .tools), two at a time, through
-`python -m explorer.notebook`. Their figures build at smoke scale into .cache/smoke-figures/, where
+`python -m explorer.notebook`. Their figures build at smoke scale into tests/smoke-figures/ (committed), where
 the article tests' SmokeBuild finds them (and the other way round), so a notebook costs little more
 than its kernel and imports.
 """

@@ -51,7 +51,7 @@ print("length after normalising:", steps.normalized.norm(dim=-1).mean().item(), 
 #
 # `notebook.figure` runs the article's producer (`build_figures/layer_norm.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("layernorm-geometry")

@@ -46,7 +46,7 @@ print("answers (looked-up value, first pair's value):", list(zip(looked_up.tolis
 #
 # `notebook.figure` runs the article's producer (`build_figures/multi_head.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("multihead-training")

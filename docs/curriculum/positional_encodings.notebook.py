@@ -43,7 +43,7 @@ print("a sinusoidal dot product depends on the offset only:", round(formulas.rel
 #
 # `notebook.figure` runs the article's producer (`build_figures/positional_encodings.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("positional-extrapolation")

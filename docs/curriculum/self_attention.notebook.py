@@ -41,7 +41,7 @@ print("entropy of each row (bits):", [round(v, 3) + 0.0 for v in attention_steps
 #
 # `notebook.figure` runs the article's producer (`build_figures/self_attention.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("self-attention-scaling")

@@ -47,7 +47,7 @@ scores
 #
 # `notebook.figure` runs the article's producer (`build_figures/attention_heads.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("heads-minilm")

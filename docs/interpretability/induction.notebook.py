@@ -46,7 +46,7 @@ print(f"first copy: {induction.first_copy_loss(loss, prefix, half):.2f} nats, se
 #
 # `notebook.figure` runs the article's producer (`build_figures/induction.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("induction-repeat-length")

@@ -43,7 +43,7 @@ for clean, corrupt, io in zip(batch.prompts(), batch.prompts(corrupted=True), ba
 #
 # `notebook.figure` runs the article's producer (`build_figures/ioi.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("ioi-heads")

@@ -63,7 +63,7 @@ for label, t in dashboard.sample_tokens(column, 5, 0, np.random.default_rng(0)):
 #
 # `notebook.figure` runs the article's producer (`build_figures/neurons.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("neurons-basis")

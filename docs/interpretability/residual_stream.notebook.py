@@ -48,7 +48,7 @@ for label, hit in zip(lens.resid_labels(model.cfg.n_layers), hits.tolist()):
 #
 # `notebook.figure` runs the article's producer (`build_figures/residual_stream.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("residual-dla")

@@ -61,7 +61,7 @@ for c in (0.0, 4.0):
 #
 # `notebook.figure` runs the article's producer (`build_figures/steering.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("steering-dose")

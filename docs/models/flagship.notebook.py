@@ -45,7 +45,7 @@ print(bytes(rows[0, :80].tolist()).decode("utf-8", "replace"))
 #
 # `notebook.figure` runs the article's producer (`build_figures/flagship.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("flagship-corpus")

@@ -49,7 +49,7 @@ print(f"held-out loss of the smoke-scale model: {loss.item():.3f} nats per token
 #
 # `notebook.figure` runs the article's producer (`build_figures/zoo.py`) through the figure pipeline
 # with a smoke-scale `FigureContext`, exactly as the tests do, and draws the result with the site's
-# own Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# own Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("zoo-loss")

@@ -57,7 +57,7 @@ for layer, (pre, post) in acts.items():
 #
 # `notebook.figure` runs the article's producer (`build_figures/activations.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("activations-histograms")

@@ -48,7 +48,7 @@ print("KV cache of GPT-2 small for 1,024 tokens in fp16:", kv_cache_bytes(shape_
 #
 # `notebook.figure` runs the article's producer (`build_figures/attention.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("attention-kv-cache")

@@ -40,7 +40,7 @@ print(name, "surface; loss at the start and after 50 steps of SGD with momentum:
 #
 # `notebook.figure` runs the article's producer (`build_figures/loss_landscapes.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("landscapes-digits-slice")

@@ -59,7 +59,7 @@ for method in ("pca", "tsne"):  # "umap" works the same way; its first call comp
 #
 # `notebook.figure` runs the article's producer (`build_figures/projections.py`) through the figure
 # pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's own
-# Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("projections-digits")

@@ -57,7 +57,7 @@ for row in ta.sweep(base, [tau], (-1.0, 0.0, 0.5, 1.0, 2.0), arch, evals):
 #
 # `notebook.figure` runs the article's producer (`build_figures/task_arithmetic.py`) through the
 # figure pipeline with a smoke-scale `FigureContext`, as the tests do, and draws it with the site's
-# own Vega library. A figure already built at this scale is read back from `.cache/smoke-figures/`.
+# own Vega library. A figure already built at this scale is read back from `tests/smoke-figures/`.
 
 # %%
 fig = notebook.figure("task-arithmetic-line")

@@ -85,9 +85,14 @@ def model_out(root: Path, model: str | None) -> Path:
     return root / MODELS_DIR / model if model is not None else root
 
 
+# Smoke-scale figures are committed too, beside the tests that read them: a clean checkout's `make test`
+# then rebuilds only the articles whose inputs changed (SMOKE_REBUILD=1 rebuilds all of them).
+SMOKE_FIGURES = paths.REPO / "tests" / "smoke-figures"
+
+
 def default_out(scale: Scale, model: str | None = None) -> Path:
-    """Full scale publishes into docs/; smoke scale never overwrites what is published."""
-    return model_out(paths.FIGURES if scale == "full" else paths.CACHE / "smoke-figures", model)
+    """Full scale publishes into docs/figures/, smoke scale into tests/smoke-figures/, never over what is published."""
+    return model_out(paths.FIGURES if scale == "full" else SMOKE_FIGURES, model)
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -523,19 +528,19 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def check(ids: Sequence[str] | None = None, out: Path | None = None) -> list[str]:
-    """Ids of published (full-scale) figures that are missing or older than their producers.
+def check(ids: Sequence[str] | None = None, out: Path | None = None, scale: Scale = "full") -> list[str]:
+    """Ids of published figures (full scale; or the tests' smoke-scale ones) that are missing or older than their producers.
 
     Reads sources and hashes files; imports a producer module only when its figures cannot be
     read from its source and its last reading (in .cache/figure-index.json) is out of date.
     """
-    out = Path(out) if out else default_out("full")
+    out = Path(out) if out else default_out(scale)
     stale = []
     with frozen_files():
         found = scan()
         chosen = select(found.figures, ids, None, found.errors)
         manifest = _manifest(out)
-        planned = plan(chosen, out, "full", None, manifest=manifest)
+        planned = plan(chosen, out, scale, None, manifest=manifest)
     for p in planned:
         if p.error:
             stale.append(f"{p.figure.id} ({p.error})")
