@@ -151,7 +151,11 @@ def lighthouse_command() -> list[str] | None:
 
 
 def bench_lighthouse(site: Path, pages: list[str] | None = None) -> None:
-    """Lighthouse's standard audit in its default mobile emulation, on every page."""
+    """Lighthouse's standard audit in its default mobile emulation, on every page.
+
+    Its CPU slowdown (4x) is relative to the host: Lighthouse's throttling guide calibrates 4x for a
+    high-end desktop (benchmark index 1500-2000), so on a slower host the scores are pessimistic;
+    each row prints the host's index, measured during that run."""
     command = lighthouse_command()
     if command is None:
         print("lighthouse: skipped (npm is not installed)")
@@ -176,4 +180,5 @@ def bench_lighthouse(site: Path, pages: list[str] | None = None) -> None:
             under = [k for k, goal in LIGHTHOUSE_GOALS.items() if scores[k] < goal]
             print(f"  {path or '(home)':44} performance {scores['performance'] * 100:3.0f}  accessibility {scores['accessibility'] * 100:3.0f}"
                   f"  LCP {audits['largest-contentful-paint']['displayValue']:>7}  TBT {audits['total-blocking-time']['displayValue']:>8}"
+                  f"  host CPU index {report['environment'].get('benchmarkIndex', 0):5.0f}"
                   f"{'  UNDER GOAL: ' + ', '.join(under) if under else ''}{'  failing: ' + ', '.join(failing) if failing else ''}")
