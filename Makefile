@@ -57,9 +57,8 @@ serve: figures tools  ## bring figures up to date and serve the site on http://1
 site: figures tools  ## build the static site into site/
 	$(TOOLS_ENV) $(VENV)/bin/mkdocs build --strict
 
-TEST_WORKERS ?= 2  # pytest-xdist workers, one per core (tests/conftest.py keeps each file on one worker but the browser tests)
-test: setup tools browser  ## the whole test suite (what CI runs; TEST_WORKERS=0 runs it in one process)
-	$(PYTHON) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+test: setup tools browser  ## the whole test suite (what CI runs)
+	$(PYTHON) -m pytest -q
 
 bench: setup tools browser  ## print performance numbers (not asserted)
 	$(TOOLS_ENV) $(PYTHON) -m explorer bench

@@ -17,18 +17,8 @@ REBUILD = os.environ.get("SMOKE_REBUILD") == "1"  # rebuild every article's smok
 STALE_AT_START: list[str] = []  # smoke figures whose committed files did not match the code when the session began
 
 
-# Under `make test`'s two pytest-xdist workers (--dist loadgroup), each test file stays on one worker,
-# so its module fixtures (a notebook run, a stand-in model, a rebuild) run once; only the browser tests,
-# the longest file and independent page by page, are dealt out test by test.
-SPREAD = {"test_browser.py"}
-
-
 def pytest_collection_modifyitems(session, config, items):
-    """Keep each test file on one xdist worker (but SPREAD); before any test rebuilds them, note which
-    committed smoke figures are stale (test_smoke_figures.py asks)."""
-    for item in items:
-        if item.path.name not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
+    """Before any test rebuilds them, note which committed smoke figures are stale (test_smoke_figures.py asks)."""
     if any(item.path.name == "test_smoke_figures.py" for item in items):
         STALE_AT_START[:] = pipeline.check(scale="smoke")
 

@@ -2,15 +2,13 @@
 one and links to it, each redraws a figure of its own article, and each runs from top to bottom.
 
 The notebooks run in kernels of the venv's Python (ipykernel from .tools) through `python -m
-explorer.notebook --one-kernel`: two kernels side by side (one under `make test`'s two xdist
-workers), each running its share of notebooks one after another with the namespace reset between
-them, so torch is imported once per kernel rather than once per notebook (about 5 s each). Their
+explorer.notebook --one-kernel`: two kernels side by side, each running its share of notebooks
+one after another with the namespace reset between them, so torch is imported once per kernel rather than once per notebook (about 5 s each). Their
 figures build at smoke scale into tests/smoke-figures/ (committed), where the article tests'
 SmokeBuild finds them, so a notebook costs little more than its cells.
 """
 
 import json
-import os
 import re
 import resource
 import subprocess
@@ -27,8 +25,7 @@ from explorer.pipeline.index import scan
 
 SUFFIX = ".notebook.py"
 NOTEBOOKS = sorted(paths.DOCS.glob(f"*/*{SUFFIX}"))
-# the test machine has two cores: two kernels at once, or one when `make test` runs two pytest workers (xdist)
-AT_ONCE = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+AT_ONCE = 2  # the test machine has two cores
 FIGURE_CALL = re.compile(r"""notebook\.figure\(\s*["']([a-z0-9-]+)["']""")
 
 
