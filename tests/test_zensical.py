@@ -65,6 +65,7 @@ def _block(page_html: str, start: str, end: str) -> str:
 def zensical_site(tmp_path_factory, zensical_env):
     root = tmp_path_factory.mktemp("zensical")
     shutil.copy(paths.REPO / "mkdocs.yml", root / "mkdocs.yml")
+    shutil.copytree(paths.REPO / "overrides", root / "overrides")  # theme.custom_dir
     shutil.copytree(paths.DOCS, root / "docs", ignore=shutil.ignore_patterns(".staging", "*.old", ".*.tmp", ".manifest.lock"))
     draft = os.environ.get("EXPLORER_DRAFT") == "1"  # a missing claim shows instead of failing; strict dropped
     started = time.perf_counter()
