@@ -337,7 +337,7 @@ def execute(path: Path, timeout: int = 600, out: Path | None = None):
 
     path = Path(path).resolve()
     nb = jupytext.read(path)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TOOLS), os.environ.get("PYTHONPATH", "")]))}
+    env = _kernel_env()
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute(env=env)
@@ -347,6 +347,16 @@ def execute(path: Path, timeout: int = 600, out: Path | None = None):
 
 
 TOOLS = paths.REPO / ".tools"
+
+
+def _kernel_env() -> dict[str, str]:
+    """The kernel's environment: this one, with the tools of `make tools` (ipykernel) on the path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TOOLS), os.environ.get("PYTHONPATH", "")]))}
+
+
+def executed_name(path: Path) -> str:
+    """docs/x/article.notebook.py -> article.ipynb, the executed copy's file name."""
+    return Path(path).name.removesuffix(".py").removesuffix(".notebook") + ".ipynb"
 
 
 def execute_in_one_kernel(notebooks: list[Path], timeout: int = 600, out: Path | None = None) -> dict[Path, tuple[bool, str, float]]:
@@ -361,7 +371,7 @@ def execute_in_one_kernel(notebooks: list[Path], timeout: int = 600, out: Path |
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TOOLS), os.environ.get("PYTHONPATH", "")]))}
+    env = _kernel_env()
     km = KernelManager(kernel_name="python3")
     km.start_kernel(env=env, cwd=str(paths.REPO))
     results: dict[Path, tuple[bool, str, float]] = {}
@@ -385,7 +395,7 @@ def execute_in_one_kernel(notebooks: list[Path], timeout: int = 600, out: Path |
             nb.cells.pop(0)
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
-                jupytext.write(nb, out / (path.name.removesuffix(".py").removesuffix(".notebook") + ".ipynb"), fmt="ipynb")
+                jupytext.write(nb, out / executed_name(path), fmt="ipynb")
     finally:
         km.shutdown_kernel(now=True)
     return results
@@ -408,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for path in args.notebooks:
             started = time.perf_counter()
-            target = args.out / (path.name.removesuffix(".py").removesuffix(".notebook") + ".ipynb") if args.out else None
+            target = args.out / executed_name(path) if args.out else None
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
             try:

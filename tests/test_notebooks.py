@@ -3,9 +3,10 @@ one and links to it, each redraws a figure of its own article, and each runs fro
 
 The notebooks run in kernels of the venv's Python (ipykernel from .tools) through `python -m
 explorer.notebook --one-kernel`: two kernels side by side, each running its share of notebooks
-one after another with the namespace reset between them, so torch is imported once per kernel rather than once per notebook (about 5 s each). Their
-figures build at smoke scale into tests/smoke-figures/ (committed), where the article tests'
-SmokeBuild finds them, so a notebook costs little more than its cells.
+one after another with the namespace reset between them, so torch is imported once per kernel
+rather than once per notebook (about 5 s each). Their figures build at smoke scale into
+tests/smoke-figures/ (committed), where the article tests' SmokeBuild finds them, so a notebook
+costs little more than its cells.
 """
 
 import json

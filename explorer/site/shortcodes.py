@@ -306,7 +306,7 @@ def _entry(fid: str, where: str) -> dict[str, Any]:
 FIGURE_MODULES = ("controls", "layout", "state", "theme", "textview")  # what figures.js imports (found only once it has loaded)
 
 
-def _load_hints(fid: str, href: str, link_root: str, hints: set[str], live: bool) -> str:
+def _load_hints(link_root: str, hints: set[str]) -> str:
     """Preload hints for figures.js's imports (once a page, small), so they download while the page is
     still parsing. Not the Vega library (0.3 MB gzipped) nor the specs: preloaded, they took the
     bandwidth of the text's own files on a slow phone link (Lighthouse on the backprop page: 76 with
@@ -333,7 +333,7 @@ def _figure_html(entry: dict[str, Any], fid: str, root: str, first: bool = False
     focusable = ' tabindex="0"' if pictures else ""  # a picture comes alive on focus too
     compiled = " data-compiled" if (_figures_dir / fid / "spec.vg.json").exists() else ""  # explorer/site/compiled.py
     switch = _model_switch(fid, entry, base, root)
-    preload = "" if hints is None else _load_hints(fid, href, link_root, hints, live=not pictures and not switch)
+    preload = "" if hints is None else _load_hints(link_root, hints)
     return (
         f'<figure class="explorer-figure" id="fig-{esc(fid)}" data-figure="{esc(fid)}" data-base="{esc(base)}"'
         f'{switch}{" data-preview" if pictures else ""}{compiled}>\n'
